@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -122,9 +123,19 @@ def build_config(args: argparse.Namespace):
     return make_config(values)
 
 
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM (CI cancelling a job) like Ctrl-C, so finished results are saved."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def command_run(args: argparse.Namespace) -> int:
     from bench.runner import run_suite
 
+    _interrupt_on_sigterm()
     if args.resume:
         exit_code, run_dir = run_suite(None, sys.argv, resume_dir=args.resume)
     else:

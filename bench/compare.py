@@ -372,7 +372,9 @@ def quantile_test(
     extreme = min(above, new.size) if slower else max(0, above - baseline.size)
     smallest_p = float(distribution.pmf(extreme))
     if smallest_p >= alpha:
-        needed = math.ceil(math.log2(1 / alpha) / (2 * (1 - quantile)))
+        # k calls above the cut, split evenly, reach p of about 2^-k at best.
+        calls_above = math.ceil(math.log2(1 / alpha))
+        needed = math.ceil(calls_above / (2 * (1 - quantile)) - _LIMIT_TOLERANCE)
         return TestOutcome(
             name, alternative, alpha,
             problem=f"too few samples for a {percentile} test ({sizes}, {above} above the "

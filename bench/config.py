@@ -173,7 +173,9 @@ def _expected_types(hint: str) -> tuple[type, ...]:
 
 
 def _type_text(hint: str) -> str:
-    return hint.replace("Optional[", "").rstrip("]") + (" or absent" if "Optional" in hint else "")
+    if hint.startswith("Optional["):
+        return hint.removeprefix("Optional[").removesuffix("]") + " or absent"
+    return hint
 
 
 def field_names() -> list[str]:
@@ -187,6 +189,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise BenchError(f"suite configuration file {path} not found; check the path given to --config")
     if path.is_dir():
         raise BenchError(f"suite configuration {path} is a folder; give a .toml or .json file")
+    if path.suffix.lower() not in (".toml", ".json"):
+        raise BenchError(
+            f"suite configuration {path} has suffix {path.suffix or '(none)'!r}; write it as a .toml or .json file"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -210,7 +216,7 @@ def check_keys(values: dict[str, Any], source: str) -> None:
     for key in values:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f"; did you mean {close[0]!r}?" if close else "."
             raise BenchError(f"unknown setting {key!r} in {source}{hint} Valid settings: {', '.join(known)}")
 
 

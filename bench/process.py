@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from typing import Optional
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 30
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass
@@ -25,6 +27,19 @@ class WorkerOutcome:
     failure_kind: Optional[str]  # "exception", "signal", "timeout" or None
     message: str
     log_tail: str
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this child when the parent dies, even by SIGKILL.
+
+    Runs in the child between fork and exec. Without it a worker in its own
+    session would outlive a killed parent and keep a core busy.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass  # not Linux: the worker may outlive a killed parent
 
 
 def _signal_name(number: int) -> str:
@@ -54,6 +69,7 @@ def run_worker(spec: dict, spec_path: Path, log_path: Path, timeout_s: float, la
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             text=True,
             encoding="utf-8",
             errors="replace",

@@ -257,6 +257,6 @@ def _build(kind: Any, value: Any) -> Any:
         known = {entry.name for entry in dataclasses.fields(kind)}
         unknown = set(value) - known
         if unknown:
-            raise KeyError(f"unknown fields in {kind.__name__}: {', '.join(sorted(unknown))}")
+            raise ValueError(f"unknown fields in {kind.__name__}: {', '.join(sorted(unknown))}")
         return kind(**{name: _build(hints[name], element) for name, element in value.items()})
     return value

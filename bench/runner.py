@@ -174,7 +174,10 @@ class Runner:
     @classmethod
     def resume(cls, run_dir: Path) -> "Runner":
         if not (run_dir / SUITE_FILE).is_file() or not (run_dir / "data" / "splits.npz").is_file():
-            raise BenchError(f"{run_dir} is not a run folder (no {SUITE_FILE}); give a folder that bench run created")
+            raise BenchError(
+                f"{run_dir} is not a run folder of bench run (it lacks {SUITE_FILE} or data/splits.npz); "
+                "give a folder that bench run created, e.g. reports/latest"
+            )
         config = make_config(json.loads((run_dir / SUITE_FILE).read_text()))
         try:
             result = RunResult.load(run_dir / RESULTS_FILE)
@@ -359,6 +362,9 @@ def run_suite(config: Optional[SuiteConfig], command_line: list[str], resume_dir
         log.warning("interrupted: finished variants are kept in %s; continue with bench run --resume %s",
                     runner.run_dir / RESULTS_FILE, runner.run_dir)
         runner.save()
+        from bench.report import write_reports
+
+        write_reports(runner.result, runner.run_dir)
         return EXIT_INTERRUPTED, runner.run_dir
     return runner.finish(), runner.run_dir
 

@@ -100,7 +100,7 @@ def comparison_table(run: RunResult) -> str:
 
 
 def recommendations(run: RunResult) -> list[str]:
-    """One line per constraint: fastest and smallest among variants that keep accuracy."""
+    """List the fastest, smallest and leanest variants among those that keep accuracy."""
     baseline = run.model(BASELINE)
     if baseline is None or not baseline.ok:
         return ["No recommendation: the baseline was not measured."]

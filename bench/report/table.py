@@ -44,7 +44,7 @@ def _model_columns(run: RunResult, model: ModelResult) -> dict:
 
 
 def results_frame(run: RunResult) -> pd.DataFrame:
-    """One row per model and measured batch size; a model without latency gets one row."""
+    """Build one row per model and measured batch size, and one row for a model without latency."""
     rows = []
     for model in run.models:
         shared = _model_columns(run, model)

@@ -183,37 +183,45 @@ def _pick_columns(rows, path: Path, text_column: str, label_column: str):
                 f"{', '.join(map(repr, columns))}. Name the right one with {option}."
             )
 
-    texts, labels, empty_lines = [], [], []
+    texts, labels = [], []
+    empty_lines: dict[str, list[int]] = {text_column: [], label_column: []}
     for line, row in rows:
         value = row.get(text_column)
+        label = row.get(label_column)
         if value is None or not str(value).strip():
-            empty_lines.append(line)
+            empty_lines[text_column].append(line)
+            continue
+        # A missing label would otherwise become a class of its own, or the
+        # negative class once --positive-label names the other value.
+        if label is None or not str(label).strip():
+            empty_lines[label_column].append(line)
             continue
         texts.append(str(value))
-        labels.append(row.get(label_column))
-    if empty_lines:
-        shown = ", ".join(map(str, empty_lines[:10]))
-        more = f" and {len(empty_lines) - 10} more" if len(empty_lines) > 10 else ""
-        raise DataError(
-            f"data file {path} has {len(empty_lines)} rows with an empty {text_column!r} "
-            f"(lines {shown}{more}); remove them or fill them in"
-        )
+        labels.append(label)
+    for column, lines in empty_lines.items():
+        if lines:
+            lines_text = ", ".join(map(str, lines[:10]))
+            more = f" and {len(lines) - 10} more" if len(lines) > 10 else ""
+            raise DataError(
+                f"data file {path} has {len(lines)} {'row' if len(lines) == 1 else 'rows'} with an empty {column!r} "
+                f"(lines {lines_text}{more}); remove them or fill them in"
+            )
     return texts, labels
 
 
 def _map_labels(raw_labels: list, path: Path, label_column: str, positive_label: Optional[str]) -> list[int]:
     spelled = ["" if value is None else str(value).strip() for value in raw_labels]
     distinct = sorted(set(spelled))
-    shown = ", ".join(map(repr, distinct[:10])) + (" ..." if len(distinct) > 10 else "")
+    labels_text = ", ".join(map(repr, distinct[:10])) + (" ..." if len(distinct) > 10 else "")
     if len(distinct) != 2:
         raise DataError(
             f"column {label_column!r} of {path} must hold exactly two classes, "
-            f"found {len(distinct)}: {shown}"
+            f"found {len(distinct)}: {labels_text}"
         )
     if positive_label is not None:
         if positive_label not in distinct:
             raise DataError(
-                f"--positive-label {positive_label!r} is not among the labels of {path}: {shown}"
+                f"--positive-label {positive_label!r} is not among the labels of {path}: {labels_text}"
             )
         return [1 if value == positive_label else 0 for value in spelled]
 
@@ -222,6 +230,6 @@ def _map_labels(raw_labels: list, path: Path, label_column: str, positive_label:
         if lowered == {negative, positive}:
             return [1 if value.lower() == positive else 0 for value in spelled]
     raise DataError(
-        f"cannot tell which label of column {label_column!r} in {path} is positive: {shown}. "
+        f"cannot tell which label of column {label_column!r} in {path} is positive: {labels_text}. "
         "Pass --positive-label with one of them."
     )

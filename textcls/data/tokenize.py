@@ -1,8 +1,8 @@
 """Tokenize English by words and Chinese by characters; map tokens to ids.
 
 Id 0 is padding and id 1 stands for tokens outside the vocabulary, so a
-vocabulary of size V holds V - 2 real tokens. Pure Python, so that serving
-workers without TensorFlow can use it.
+vocabulary of size V contains V - 2 real tokens. The module is pure Python,
+so serving workers without TensorFlow can use it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def detect_level(texts: Iterable[str], sample: int = 2000, threshold: float = 0.
 
 def split_tokens(text: str, level: str) -> list[str]:
     pattern = _CHAR_LEVEL if level == "char" else _WORD
-    return pattern.findall(text.lower())
+    # Typeset apostrophes (U+2019, as in "it’s") count as the ASCII one.
+    return pattern.findall(text.lower().replace("\u2019", "'"))
 
 
 @dataclass

@@ -6,6 +6,7 @@ about 1.2 ms for this tf.function, so it is never the measured call.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,23 @@ from textcls import layers as _custom_layers  # noqa: F401  registers custom lay
 
 
 def load_model(model_path: Path):
-    """Load a native Keras model without running code stored in it (safe mode)."""
-    return keras.models.load_model(model_path, compile=False, safe_mode=True)
+    """Load a native Keras model without running code stored in it (safe mode).
+
+    Raises FileNotFoundError for a missing file and ValueError for a file
+    that is not a loadable model, each naming the file.
+    """
+    path = Path(model_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} not found; build the variant again with bench run")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a valid .keras file (the format is a zip archive; this file is "
+            "truncated or of another format); build the variant again with bench run"
+        )
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"cannot load Keras model {path}: {error}") from error
 
 
 class KerasPredictor:

@@ -1,8 +1,8 @@
 """The registry of variants the harness can build.
 
-Each entry names its builder as ``module:function`` so that listing and
-validating variants never imports TensorFlow; the builder module is imported
-only in the build worker. A builder has the signature
+Each entry names its builder as ``module:function``, so listing and
+validating variants never imports TensorFlow. The build worker imports the
+builder module. A builder has the signature
 ``build(ctx: BuildContext, params: dict) -> Artifact``.
 """
 
@@ -77,8 +77,18 @@ _SPECS = [
         "pruning",
         "magnitude pruning of every kernel, fine-tuned, then stripped",
         "textcls.variants.pruning:build",
-        defaults={"target_sparsity": 0.8, "fine_tune_epochs": 3},
-        ranges={"target_sparsity": (0.0, 0.99), "fine_tune_epochs": (1, 100)},
+        defaults={
+            "target_sparsity": 0.8,
+            "fine_tune_epochs": 3,
+            "learning_rate": 0.001,
+            "train_batch_size": 64,
+        },
+        ranges={
+            "target_sparsity": (0.0, 0.99),
+            "fine_tune_epochs": (1, 100),
+            "learning_rate": (1e-7, 1.0),
+            "train_batch_size": (1, 65536),
+        },
     ),
     VariantSpec(
         "mixed-float16",
@@ -97,25 +107,33 @@ _SPECS = [
         "quantization",
         "TFLite conversion without quantization, served by LiteRT",
         "textcls.variants.quantization:build_float32",
+        defaults={"unroll": False, "strip_tensor_names": True},
     ),
     VariantSpec(
         "tflite-dynamic-int8",
         "quantization",
         "dynamic-range int8 weights, served by LiteRT",
         "textcls.variants.quantization:build_dynamic_int8",
+        defaults={"unroll": False, "per_channel": True, "strip_tensor_names": True},
     ),
     VariantSpec(
         "tflite-float16",
         "quantization",
         "float16 weights, served by LiteRT",
         "textcls.variants.quantization:build_float16",
+        defaults={"unroll": False, "strip_tensor_names": True},
     ),
     VariantSpec(
         "tflite-int8",
         "quantization",
         "full-integer int8 with a representative data set, served by LiteRT",
         "textcls.variants.quantization:build_full_int8",
-        defaults={"representative_samples": 200},
+        defaults={
+            "representative_samples": 200,
+            "unroll": False,
+            "per_channel": False,
+            "strip_tensor_names": True,
+        },
         ranges={"representative_samples": (1, 100000)},
     ),
     VariantSpec(

@@ -1,0 +1,111 @@
+"""The whole suite in quick mode on a slice of the real English data."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from bench.results import RunResult
+from tests.clirun import run_bench, run_folder
+
+VARIANTS = ["baseline", "xla", "tflite-float32", "tflite-dynamic-int8"]
+BATCH_SIZES = [1, 8]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    completed = run_bench(
+        "run", "--quick", "--limit", "800", "--variants", ",".join(VARIANTS),
+        "--batch-sizes", ",".join(map(str, BATCH_SIZES)), "--out", str(out),
+    )
+    return out, completed
+
+
+def test_quick_run_exit_code(quick_run):
+    _, completed = quick_run
+    assert completed.returncode == 0, completed.stderr[-4000:]
+
+
+def test_quick_run_writes_files(quick_run):
+    out, _ = quick_run
+    folder = run_folder(out)
+    for name in ("results.json", "results.csv", "report.md", "suite.json", "data/splits.npz"):
+        assert (folder / name).is_file(), name
+    assert (out / "latest").resolve() == folder.resolve()
+
+
+def test_quick_run_records_data(quick_run):
+    out, _ = quick_run
+    run = RunResult.load(run_folder(out))
+    assert run.data.name == "rotten-tomatoes"
+    assert run.data.train + run.data.validation + run.data.test == 800
+    assert len(run.data.sha256) == 64
+    assert run.data.seq_len > 0
+    assert 0 <= run.data.truncated_share < 1
+
+
+def test_quick_run_measures_every_variant(quick_run):
+    out, _ = quick_run
+    run = RunResult.load(run_folder(out))
+    assert [model.name for model in run.models] == VARIANTS
+    for model in run.models:
+        assert model.status == "ok", (model.name, model.failure)
+        assert [entry.batch_size for entry in model.latency] == BATCH_SIZES
+        assert 0.0 <= model.accuracy.accuracy <= 1.0
+        assert model.accuracy.examples == run.data.test
+        assert model.size.raw_bytes > 0
+        assert model.size.gzip_bytes > 0
+        assert model.memory.peak_rss_bytes >= model.memory.rss_after_load_bytes
+
+
+def test_quick_run_keeps_raw_samples(quick_run):
+    out, _ = quick_run
+    run = RunResult.load(run_folder(out))
+    for model in run.models:
+        for entry in model.latency:
+            assert entry.count == len(entry.samples_s)
+            assert entry.count >= run.suite["min_calls"] or entry.count >= 20
+            assert entry.p50_ms <= entry.p90_ms <= entry.p99_ms
+            assert len(entry.warmup_s) == 3  # quick mode's warm-up calls
+
+
+def test_quick_run_call_paths(quick_run):
+    out, _ = quick_run
+    run = RunResult.load(run_folder(out))
+    assert run.model("baseline").latency[0].call_path.startswith("tf.function")
+    assert "jit_compile=True" in run.model("xla").latency[0].call_path
+    assert run.model("tflite-float32").latency[0].call_path.startswith("ai_edge_litert")
+
+
+def test_litert_worker_skips_tensorflow(quick_run):
+    out, _ = quick_run
+    run = RunResult.load(run_folder(out))
+    keras_peak = run.model("baseline").memory.peak_rss_bytes
+    litert_peak = run.model("tflite-float32").memory.peak_rss_bytes
+    # A process that imported TensorFlow holds several hundred MiB more.
+    assert litert_peak < keras_peak / 2
+
+
+def test_quick_run_csv_rows(quick_run):
+    out, _ = quick_run
+    table = pd.read_csv(run_folder(out) / "results.csv")
+    assert len(table) == len(VARIANTS) * len(BATCH_SIZES)
+    assert set(table["model"]) == set(VARIANTS)
+
+
+def test_quick_run_report_table(quick_run):
+    out, _ = quick_run
+    report = (run_folder(out) / "report.md").read_text()
+    assert "## Comparison" in report
+    for name in VARIANTS:
+        assert f"| {name} " in report
+
+
+def test_quick_run_suite_saved(quick_run):
+    out, _ = quick_run
+    suite = json.loads((run_folder(out) / "suite.json").read_text())
+    assert suite["quick"] is True
+    assert suite["batch_sizes"] == BATCH_SIZES
