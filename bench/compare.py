@@ -29,7 +29,7 @@ from bench.results import RESULTS_FILE, LatencyResult, ModelResult, ResultsError
 
 # One-sided significance level of the latency tests. It equals a two-sided
 # level of 0.002, the level asv uses for its Mann-Whitney U check
-# (asv/statistics.py, is_different). A comparison holds dozens of latency
+# (asv/statistics.py, is_different). A comparison contains dozens of latency
 # rows (variants x batch sizes x metrics), so at 0.001 even 50 rows without
 # any real change give a significant row by chance in under 5% of
 # comparisons, and such a row must still exceed its threshold to fail.
@@ -294,7 +294,7 @@ def mann_whitney_test(
     Uses scipy's one-sided Mann-Whitney U test. When even complete
     separation of the two samples could not reach ``alpha`` (the smallest
     exact one-sided p-value is 1 / C(n1 + n2, n1)), no test is made and
-    ``problem`` says so.
+    ``problem`` explains why.
 
     NOTE: the test treats every call as independent. Calls in one process
     share its state (memory layout, thread placement, background load), so
@@ -415,12 +415,12 @@ class MetricComparison:
     note: str = ""
 
 
-def relative_or_point_change(metric: Metric, baseline: float, new: float) -> float:
+def metric_change(metric: Metric, baseline: float, new: float) -> float:
     """Return the change from ``baseline`` to ``new`` in the metric's limit unit.
 
-    "%" metrics give the relative change in percent (infinite when only the
-    baseline is 0); "pt" metrics give the difference in percentage points of
-    a share in [0, 1].
+    For "%" metrics this is the relative change in percent, which is
+    infinite when only the baseline is 0. For "pt" metrics it is the
+    difference of two shares in [0, 1], in percentage points.
     """
     if metric.limit_unit == "pt":
         return (new - baseline) * 100.0
@@ -457,7 +457,7 @@ def compare_model_metric(
             model, None, metric_name, VERDICT_NOT_COMPARABLE, baseline_value, new_value,
             threshold=threshold, note=f"not recorded in the {' and the '.join(missing)}",
         )
-    change = relative_or_point_change(metric, baseline_value, new_value)
+    change = metric_change(metric, baseline_value, new_value)
     verdict = _threshold_verdict(metric, change, threshold)
     return MetricComparison(
         model, None, metric_name, verdict, baseline_value, new_value, change, threshold,
@@ -480,10 +480,12 @@ def compare_latency_metric(
     significant. A change beyond the threshold that the samples cannot test
     is ``not comparable``; one that is not significant is ``unchanged``.
     """
+    if threshold.limit is None:
+        raise ValueError(f"{metric_name} is not checked (its threshold is off); leave it out")
     metric = METRICS[metric_name]
     baseline_value = _latency_value(metric, baseline)
     new_value = _latency_value(metric, new)
-    change = relative_or_point_change(metric, baseline_value, new_value)
+    change = metric_change(metric, baseline_value, new_value)
     slower = _worsening(metric, change) > 0
     test = _significance_test(metric, baseline.samples_s, new.samples_s, slower, alpha)
     row = dict(
@@ -584,7 +586,7 @@ def _batch_sizes(run: RunResult) -> Optional[list[int]]:
     return sorted(sizes) if isinstance(sizes, list) else sizes
 
 
-# What makes latency, accuracy or size incomparable between two runs.
+# Fields whose difference makes latency, accuracy or size incomparable between two runs.
 _BLOCKING_FIELDS: tuple[tuple[str, Callable[[RunResult], Any]], ...] = (
     ("CPU model", lambda run: run.environment.cpu_model),
     ("TensorFlow version", lambda run: run.environment.packages.get("tensorflow")),
@@ -640,7 +642,7 @@ def environment_notes(baseline: RunResult, new: RunResult) -> list[str]:
 
 @dataclass
 class ComparisonReport:
-    """Every row of a comparison, with what the reader needs to trust it."""
+    """The rows of a comparison, with the thresholds, level and warnings behind them."""
 
     baseline: RunResult
     new: RunResult
@@ -657,6 +659,13 @@ class ComparisonReport:
     @property
     def regressed(self) -> bool:
         return any(row.verdict == VERDICT_REGRESSED for row in self.rows)
+
+    @property
+    def compared_nothing(self) -> bool:
+        """Whether no row compared two values, so the comparison cannot show a regression."""
+        return not any(
+            row.metric is not None and row.verdict != VERDICT_NOT_COMPARABLE for row in self.rows
+        )
 
     def counts(self) -> dict[str, int]:
         verdicts = (VERDICT_REGRESSED, VERDICT_IMPROVED, VERDICT_UNCHANGED, VERDICT_NOT_COMPARABLE)
@@ -712,13 +721,12 @@ def compare_runs(
     for model in new.models:
         previous = baseline.model(model.name)
         if previous is not None and previous.ok and not model.ok:
-            # NOTE: such a model does not fail the gate: it is a "not
+            # NOTE: such a model does not fail the gate. It gets a "not
             # comparable" row, and only this warning points it out.
             report.warnings.append(
                 f"{model.name} succeeded in the baseline but is {model.status} in the new run"
             )
-    if not any(row.metric is not None and row.verdict != VERDICT_NOT_COMPARABLE
-               for row in report.rows):
+    if report.compared_nothing:
         report.warnings.append(
             "no metric could be compared, so this comparison cannot show a regression"
         )
@@ -731,6 +739,8 @@ def compare_runs(
 COMPARISON_FILE = "compare.md"
 EXIT_NO_REGRESSION = 0
 EXIT_REGRESSION = 1
+# Same code as a usage error: a gate that compared nothing must not pass.
+EXIT_NOTHING_COMPARED = 2
 
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
@@ -793,10 +803,12 @@ def default_output_path(new_path: Path) -> Path:
 def run_compare(args: argparse.Namespace) -> int:
     """Run ``bench compare``: print the Markdown table, write it, return the exit code.
 
-    Returns 1 when a metric regressed (0 with --report-only) and 0
-    otherwise. Raises BenchError, which the command line turns into exit
-    code 2, for an invalid threshold, a missing or unreadable results file,
-    mismatched environments or an unwritable output file.
+    Returns 1 when a metric regressed, 2 when no metric could be compared
+    (every model failed, is missing from one run or has no checked metric)
+    and 0 otherwise, or 0 in every case with --report-only. Raises
+    BenchError, which the command line turns into exit code 2, for an
+    invalid threshold, a missing or unreadable results file, mismatched
+    environments or an unwritable output file.
     """
     from bench.report.compare_markdown import format_comparison
 
@@ -821,7 +833,17 @@ def run_compare(args: argparse.Namespace) -> int:
         ) from None
     print(f"comparison written to {output}", file=sys.stderr)
 
-    if report.regressed and args.report_only:
-        print("regressions found; exit code 0 because of --report-only", file=sys.stderr)
+    if args.report_only:
+        if report.regressed or report.compared_nothing:
+            print("the gate did not pass; exit code 0 because of --report-only", file=sys.stderr)
         return EXIT_NO_REGRESSION
-    return EXIT_REGRESSION if report.regressed else EXIT_NO_REGRESSION
+    if report.regressed:
+        return EXIT_REGRESSION
+    if report.compared_nothing:
+        print(
+            "bench: error: no metric could be compared (see the warnings above); "
+            "check that both runs measured the same models",
+            file=sys.stderr,
+        )
+        return EXIT_NOTHING_COMPARED
+    return EXIT_NO_REGRESSION

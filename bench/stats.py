@@ -57,3 +57,12 @@ def throughput_per_s(batch_size: int, mean_ms: float) -> float:
 def relative_spread(summary: Summary) -> float:
     """Coefficient of variation (stdev / mean), a noise indicator."""
     return summary.stdev_ms / summary.mean_ms if summary.mean_ms > 0 else 0.0
+
+
+def robust_spread(samples_s: Sequence[float]) -> float:
+    """Interquartile range over median: a noise indicator that rare outliers do not dominate."""
+    values = np.asarray(samples_s, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("cannot measure the spread of an empty list of latency samples")
+    low, median, high = np.percentile(values, (25, 50, 75))
+    return float((high - low) / median) if median > 0 else 0.0

@@ -1,8 +1,8 @@
 """Measure the error rates of the ``bench compare`` latency gate on this machine.
 
 The script serves one built artifact of a finished run in many fresh worker
-processes, each running the harness's own measurement (``bench.worker``
-with the run's timing plan), and judges pairs of sample sets with the exact
+processes. Each worker runs the harness's own measurement (``bench.worker``
+with the run's timing plan). Pairs of sample sets are then judged by the
 decision function of ``bench compare`` (``bench.compare.compare_latency``):
 
 - false alarms: two plain measurements (A/A) that the gate calls regressed;
@@ -16,8 +16,8 @@ machine over time hits both kinds of pairs alike. Rates come with exact
 
     python benchmarks/gate_error_rates.py reports/latest --rounds 100
 
-``--samples FILE`` saves every sample set; ``--reuse FILE`` judges saved
-sets again (for example with other ``--threshold`` values) without
+``--samples FILE`` saves every sample set after each round; ``--reuse FILE``
+judges saved sets again (for example with other ``--threshold`` values) without
 measuring. This is a proof script, not a test: it takes about 20 s per
 round for a Keras artifact and a minute more for calibration.
 """
@@ -50,7 +50,7 @@ from bench.compare import (  # noqa: E402
     resolve_thresholds,
 )
 from bench.errors import BenchError  # noqa: E402
-from bench.results import LatencyResult, RunResult  # noqa: E402
+from bench.results import LatencyResult, ResultsError, RunResult  # noqa: E402
 from bench.timing import TimingPlan  # noqa: E402
 
 CALIBRATION_SETS = 3
@@ -63,7 +63,7 @@ CONFIDENCE = 0.95
 
 
 def _busy_wait(seconds: float) -> None:
-    """Spin for ``seconds``; unlike time.sleep it adds no scheduler wake-up delay."""
+    """Spin for ``seconds``, because time.sleep would add the scheduler's wake-up delay."""
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         pass
@@ -134,7 +134,7 @@ def timing_plan(suite: dict) -> TimingPlan:
 def prepare(run_dir: Path, variant: str) -> Setup:
     try:
         run = RunResult.load(run_dir)
-    except Exception as error:  # ResultsError and friends: shown, then exit 2
+    except ResultsError as error:
         raise BenchError(f"cannot read the run at {run_dir}: {error}") from None
     model = run.model(variant)
     if model is None or not model.ok:
@@ -241,14 +241,15 @@ def report_lines(measured: dict, thresholds) -> list[str]:
     checked = ", ".join(t.spec for t in thresholds.values()
                         if METRICS[t.metric].per_batch_size and t.limit is not None)
     changes = np.abs(np.array(false_alarms.p50_changes))
+    loads = [entry["load"] for entry in rounds]
     lines = [
         f"variant {variant} of {measured['run_dir']}, batch sizes {measured['batch_sizes']}",
         f"timing plan {measured['timing']}",
         f"injected slowdown {100 * measured['slowdown']:g}% of the median call: "
         + ", ".join(f"b{size} +{1e6 * extra:.0f} µs" for size, extra in measured["extra_s"].items()),
         f"gate: {checked}; alpha {ALPHA:g}",
-        f"load average during measurement: {measured['load_before']} before, "
-        f"{measured['load_after']} after",
+        f"1-minute load average after each round: median {np.median(loads):.2f}, "
+        f"max {np.max(loads):.2f} (this script's worker adds about 1)",
         "",
         rate_line("false alarms (A/A pairs with a regressed row)", false_alarms.flagged,
                   false_alarms.pairs),
@@ -269,11 +270,23 @@ def report_lines(measured: dict, thresholds) -> list[str]:
     return lines
 
 
-def measure_rounds(setup: Setup, rounds: int, slowdown: float, seed: int, log) -> dict:
+def _write_json(path: Path, payload: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload))
+    os.replace(temporary, path)
+
+
+def measure_rounds(
+    setup: Setup, rounds: int, slowdown: float, seed: int, samples_path: Optional[Path], log
+) -> dict:
+    """Calibrate the slowdown, then measure ``rounds`` rounds of A1, A2 and B.
+
+    With ``samples_path`` the sample sets are saved after every round, so an
+    interrupted measurement keeps what it measured.
+    """
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="gate-error-rates-") as folder:
         work_dir = Path(folder)
-        load_before = [round(value, 2) for value in os.getloadavg()]
 
         log(f"calibrating with {CALIBRATION_SETS} plain measurements")
         medians: dict[int, list[float]] = {size: [] for size in setup.batch_sizes}
@@ -282,7 +295,15 @@ def measure_rounds(setup: Setup, rounds: int, slowdown: float, seed: int, log) -
                 medians[size].append(float(np.median(samples)))
         extra_s = {size: slowdown * float(np.median(values)) for size, values in medians.items()}
 
-        measured_rounds = []
+        measured = {
+            "run_dir": str(setup.run_dir),
+            "variant": setup.variant,
+            "batch_sizes": setup.batch_sizes,
+            "timing": setup.spec["timing"],
+            "slowdown": slowdown,
+            "extra_s": {str(size): value for size, value in extra_s.items()},
+            "rounds": [],
+        }
         started = time.monotonic()
         for index in range(rounds):
             order = ["a1", "a2", "b"]
@@ -290,27 +311,20 @@ def measure_rounds(setup: Setup, rounds: int, slowdown: float, seed: int, log) -
             entry = {}
             for role in order:
                 entry[role] = measure(setup, work_dir, extra_s if role == "b" else {})
-            measured_rounds.append(entry)
+            # The 1-minute load average includes this script's own worker (about 1).
+            entry["load"] = round(os.getloadavg()[0], 2)
+            measured["rounds"].append(entry)
+            if samples_path is not None:
+                _write_json(samples_path, measured)
             elapsed = time.monotonic() - started
             log(f"round {index + 1}/{rounds} done, {elapsed / (index + 1):.1f} s per round")
-        load_after = [round(value, 2) for value in os.getloadavg()]
-    return {
-        "run_dir": str(setup.run_dir),
-        "variant": setup.variant,
-        "batch_sizes": setup.batch_sizes,
-        "timing": setup.spec["timing"],
-        "slowdown": slowdown,
-        "extra_s": {str(size): value for size, value in extra_s.items()},
-        "load_before": load_before,
-        "load_after": load_after,
-        "rounds": measured_rounds,
-    }
+    return measured
 
 
 def _restore_keys(measured: dict) -> dict:
     """Turn the batch-size keys that JSON made strings back into integers."""
     for entry in measured["rounds"]:
-        for role in entry:
+        for role in ("a1", "a2", "b"):
             entry[role] = {int(size): samples for size, samples in entry[role].items()}
     return measured
 
@@ -351,9 +365,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             if args.rounds < 1:
                 raise BenchError(f"--rounds {args.rounds} is invalid; use 1 or more")
             setup = prepare(args.run_dir.resolve(), args.variant)
-            measured = measure_rounds(setup, args.rounds, args.slowdown, args.seed, log)
+            measured = measure_rounds(setup, args.rounds, args.slowdown, args.seed, args.samples, log)
             if args.samples:
-                args.samples.write_text(json.dumps(measured))
                 log(f"sample sets saved to {args.samples}")
     except BenchError as error:
         print(f"gate_error_rates: error: {error}", file=sys.stderr)

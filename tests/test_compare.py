@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +45,7 @@ from bench.results import (
     RunResult,
     SizeResult,
 )
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.clirun import REPO_ROOT, bench_env, run_bench
 
 
 # ---------------------------------------------------------------------------
@@ -637,9 +635,9 @@ def test_markdown_shows_tests_and_regressions():
 def test_markdown_escapes_pipes_in_notes():
     failure = Failure(stage="measure", kind="exception", message="bad | value")
     report = compared(make_model("x"), make_model("x", status="failed", failure=failure))
-    lines = format_comparison(report)
-    row_lines = [line for line in lines for part in line.splitlines() if "bad" in part]
-    assert row_lines
+    text = "\n".join(format_comparison(report))
+    row_lines = [line for line in text.splitlines() if "bad" in line]
+    assert len(row_lines) == 1
     assert "bad \\| value" in row_lines[0]
 
 
@@ -686,6 +684,20 @@ def test_run_compare_report_only_exits_zero(runs, capsys):
     printed = capsys.readouterr()
     assert "**regressed**" in printed.out
     assert "--report-only" in printed.err
+
+
+def test_run_compare_nothing_compared_exits_two(runs, tmp_path, capsys):
+    base, _, _ = runs
+    failure = Failure(stage="build", kind="exception", message="converter crashed")
+    broken = save_run(
+        make_run([make_model(status="failed", failure=failure)], run_id="broken", batch_sizes=[1]),
+        tmp_path / "broken",
+    )
+    assert run_compare(compare_args(base, broken)) == 2
+    printed = capsys.readouterr()
+    assert "no metric could be compared" in printed.out
+    assert "no metric could be compared" in printed.err
+    assert run_compare(compare_args(base, broken, "--report-only")) == 0
 
 
 def test_run_compare_accepts_results_files(runs, tmp_path):
@@ -765,10 +777,10 @@ def run_cli(*arguments: str) -> subprocess.CompletedProcess:
         "print('tensorflow imported:', 'tensorflow' in sys.modules, file=sys.stderr)\n"
         "raise SystemExit(status)\n"
     )
-    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
         [sys.executable, "-c", code, "compare", *arguments],
-        capture_output=True, text=True, cwd=REPO_ROOT, env=environment, timeout=120,
+        capture_output=True, text=True, cwd=REPO_ROOT, env=bench_env(), timeout=120,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -794,12 +806,8 @@ def test_cli_exit_codes(runs, tmp_path):
 
 def test_cli_module_entry_point(runs):
     base, same, _ = runs
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.cli", "compare", str(base), str(same), "--output",
-         str(same / "via-module.md")],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
+    result = run_bench("compare", str(base), str(same), "--output", str(same / "via-module.md"),
+                       timeout=120)
     assert result.returncode == 0, result.stderr
     assert (same / "via-module.md").is_file()
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench import timing
-from bench.stats import Summary, relative_spread, summarize, throughput_per_s
+from bench.stats import Summary, relative_spread, robust_spread, summarize, throughput_per_s
 from bench.timing import TimingPlan, time_calls
 
 # --- summarize -----------------------------------------------------------------
@@ -256,3 +256,18 @@ def test_timing_plan_max_equal_min_allowed():
 def test_timing_plan_invalid_raises(settings, named):
     with pytest.raises(ValueError, match=named):
         TimingPlan(**settings)
+
+
+def test_robust_spread_hand_computed():
+    # Quartiles of 1..5 ms are 2 and 4 ms around a median of 3 ms.
+    assert robust_spread([0.001, 0.002, 0.003, 0.004, 0.005]) == pytest.approx(2 / 3)
+
+
+def test_robust_spread_ignores_rare_outlier():
+    samples_s = [0.001] * 99 + [1.0]
+    assert robust_spread(samples_s) == 0.0
+
+
+def test_robust_spread_empty_raises():
+    with pytest.raises(ValueError):
+        robust_spread([])

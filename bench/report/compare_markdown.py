@@ -20,12 +20,15 @@ from bench.compare import (
 )
 from bench.results import RunResult
 
-# Row notes that the verdict and test columns already say.
+# Row notes that repeat what the verdict and test columns show.
 _IMPLIED_NOTES = {"within threshold", "significant", "threshold only"}
 
 
 def _significant_digits(value: float, digits: int = 3) -> str:
-    """Format ``value`` with about ``digits`` significant digits and no exponent below 10^6."""
+    """Format ``value`` with about ``digits`` significant digits, never in exponent notation.
+
+    Values of 10^digits or more keep all their integer digits, with thousands separators.
+    """
     if math.isinf(value) or math.isnan(value):
         return str(value)
     if abs(value) >= 10 ** digits:
@@ -58,7 +61,9 @@ def format_change(metric_name: str, change: Optional[float]) -> str:
         return f"{change:+.2f} pt"
     if math.isinf(change):
         return "from 0"
-    sign = "+" if change > 0 else "-" if change < 0 else "±"
+    if change == 0:
+        return "±0%"
+    sign = "+" if change > 0 else "-"
     return f"{sign}{_significant_digits(abs(change))}%"
 
 

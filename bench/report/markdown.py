@@ -8,15 +8,17 @@ import pandas as pd
 
 from bench.report.table import failure_text
 from bench.results import ModelResult, RunResult
-from bench.stats import relative_spread, summarize
+from bench.stats import robust_spread
 
 BASELINE = "baseline"
 # A variant within this many accuracy points of the baseline counts as
 # keeping its accuracy, for the recommendations.
 ACCURACY_TOLERANCE_POINTS = 1.0
-# Steady-state spread above which a latency figure is flagged as noisy.
-NOISY_SPREAD = 0.5
+# Interquartile range over median above which a latency figure is flagged
+# as noisy. Steady-state calls on an idle machine stay well below it.
+NOISY_SPREAD = 0.25
 FEW_CALLS = 30
+STATUS_WIDTH = 100  # characters of a failure cause shown in the comparison table
 
 
 def _mebibytes(value: Optional[int]) -> str:
@@ -82,7 +84,9 @@ def comparison_table(run: RunResult) -> str:
     for model in run.models:
         row = {"variant": model.name, "status": model.status}
         if not model.ok:
-            row["status"] = f"{model.status}: {failure_text(model)}".replace("|", "/")
+            # The table keeps the cause short; the Variants section has it all.
+            cause = failure_text(model).replace("|", "/")
+            row["status"] = f"{model.status}: {cause[:STATUS_WIDTH]}{'…' if len(cause) > STATUS_WIDTH else ''}"
         points = _points(model, baseline)
         row["accuracy"] = f"{model.accuracy.accuracy:.4f}" if model.accuracy else ""
         row["Δ acc (pt)"] = "" if points is None else f"{points:+.2f}"
@@ -149,11 +153,11 @@ def warnings(run: RunResult) -> list[str]:
                     f"{model.name} is slower than the baseline at batch {entry.batch_size} "
                     f"({entry.p50_ms:.3f} ms against {baseline.latency_for(entry.batch_size).p50_ms:.3f} ms p50)."
                 )
-            spread = relative_spread(summarize(entry.samples_s))
+            spread = robust_spread(entry.samples_s)
             if spread > NOISY_SPREAD:
                 lines.append(
-                    f"{model.name} batch {entry.batch_size}: timings vary a lot (stdev {100 * spread:.0f}% of the "
-                    "mean); close other programs or raise --min-duration-s."
+                    f"{model.name} batch {entry.batch_size}: timings vary a lot (interquartile range "
+                    f"{100 * spread:.0f}% of the median); close other programs or raise --min-duration-s."
                 )
             if entry.count < FEW_CALLS:
                 lines.append(

@@ -43,6 +43,33 @@ class VariantSpec:
         return getattr(importlib.import_module(module_name), function_name)
 
 
+# Conversion parameters shared by the combination variants. "conversion" is
+# "smallest" (try dynamic-range and full-integer int8, keep the smaller gzip
+# size), "dynamic-int8" or "int8". With "unroll" false, full-integer int8
+# tries the GRU's while loop first and unrolls it if the converter crashes.
+_INT8_CONVERSION_DEFAULTS = {
+    "conversion": "smallest",
+    "unroll": False,
+    "max_accuracy_drop": 0.01,
+    "representative_samples": 200,
+    "per_channel": False,
+    "strip_tensor_names": True,
+}
+_INT8_CONVERSION_RANGES = {"max_accuracy_drop": (0.0, 1.0), "representative_samples": (1, 100000)}
+
+_CLUSTERING_DEFAULTS = {
+    "clusters": 16,
+    "fine_tune_epochs": 2,
+    "learning_rate": 0.0001,
+    "train_batch_size": 64,
+}
+_CLUSTERING_RANGES = {
+    "clusters": (2, 65536),
+    "fine_tune_epochs": (0, 100),
+    "learning_rate": (1e-7, 1.0),
+    "train_batch_size": (1, 65536),
+}
+
 _SPECS = [
     VariantSpec(
         "baseline",
@@ -80,7 +107,7 @@ _SPECS = [
         defaults={
             "target_sparsity": 0.8,
             "fine_tune_epochs": 3,
-            "learning_rate": 0.001,
+            "learning_rate": 0.0003,
             "train_batch_size": 64,
         },
         ranges={
@@ -95,12 +122,24 @@ _SPECS = [
         "mixed-precision",
         "mixed_float16 policy, output layer in float32",
         "textcls.variants.mixed_precision:build_float16",
+        defaults={"fine_tune_epochs": 0, "learning_rate": 0.0001, "train_batch_size": 64},
+        ranges={
+            "fine_tune_epochs": (0, 100),
+            "learning_rate": (1e-7, 1.0),
+            "train_batch_size": (1, 65536),
+        },
     ),
     VariantSpec(
         "mixed-bfloat16",
         "mixed-precision",
         "mixed_bfloat16 policy, output layer in float32",
         "textcls.variants.mixed_precision:build_bfloat16",
+        defaults={"fine_tune_epochs": 0, "learning_rate": 0.0001, "train_batch_size": 64},
+        ranges={
+            "fine_tune_epochs": (0, 100),
+            "learning_rate": (1e-7, 1.0),
+            "train_batch_size": (1, 65536),
+        },
     ),
     VariantSpec(
         "tflite-float32",
@@ -141,6 +180,8 @@ _SPECS = [
         "combination",
         "the pruned model, then dynamic-range int8, served by LiteRT",
         "textcls.variants.combinations:build_pruned_int8",
+        defaults=dict(_INT8_CONVERSION_DEFAULTS),
+        ranges=dict(_INT8_CONVERSION_RANGES),
         depends_on=("pruned",),
     ),
     VariantSpec(
@@ -148,8 +189,17 @@ _SPECS = [
         "combination",
         "weight clustering of every kernel, fine-tuned, then dynamic-range int8",
         "textcls.variants.combinations:build_clustered_int8",
-        defaults={"clusters": 16, "fine_tune_epochs": 2},
-        ranges={"clusters": (2, 65536), "fine_tune_epochs": (0, 100)},
+        defaults={**_CLUSTERING_DEFAULTS, **_INT8_CONVERSION_DEFAULTS},
+        ranges={**_CLUSTERING_RANGES, **_INT8_CONVERSION_RANGES},
+    ),
+    VariantSpec(
+        "pruned-clustered-int8",
+        "combination",
+        "sparsity-preserving clustering of the pruned model, fine-tuned, then int8",
+        "textcls.variants.combinations:build_pruned_clustered_int8",
+        defaults={**_CLUSTERING_DEFAULTS, **_INT8_CONVERSION_DEFAULTS},
+        ranges={**_CLUSTERING_RANGES, **_INT8_CONVERSION_RANGES},
+        depends_on=("pruned",),
     ),
     VariantSpec(
         "qat",

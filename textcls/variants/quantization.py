@@ -63,37 +63,33 @@ def convert_variant(ctx: BuildContext, model_path: Path, mode: str, params: dict
             samples = representative_sample(splits, params["representative_samples"], ctx.seed)
             np.save(representative_path, samples)
 
-        def request(batch_size: int, unroll: bool) -> ConversionRequest:
+        def request(unrolled: bool) -> ConversionRequest:
             return ConversionRequest(
                 model_path=str(model_path),
-                output_path=str(ctx.out_dir / tflite_file_name(batch_size)),
-                batch_size=batch_size,
+                output_paths={size: str(ctx.out_dir / tflite_file_name(size)) for size in batch_sizes},
                 seq_len=ctx.seq_len,
                 mode=mode,
-                unroll=unroll,
+                unroll=unrolled,
                 per_channel=params.get("per_channel", True),
                 strip_tensor_names=params.get("strip_tensor_names", True),
                 representative_path=str(representative_path) if representative_path else None,
             )
 
         started = time.perf_counter()
-        pending = list(batch_sizes)
-        if mode == "int8" and not unroll:
-            try:
-                settings = convert_in_subprocess(request(pending[0], unroll=False))
-                pending = pending[1:]
-            except ConversionFailed as error:
-                if error.signal_name is None:
-                    raise
-                log.warning("%s; converting the unrolled GRU instead", error)
-                details["while_loop_conversion_error"] = str(error)
-                notes.append(
-                    f"Full-integer conversion of the GRU's while loop crashed ({error.signal_name}); "
-                    "the GRU was unrolled (same weights) for every batch size."
-                )
-                unroll = True
-        for batch_size in pending:
-            settings = convert_in_subprocess(request(batch_size, unroll))
+        try:
+            settings = convert_in_subprocess(request(unroll))
+        except ConversionFailed as error:
+            # Only the full-integer calibrator is known to crash on the loop.
+            if mode != "int8" or unroll or error.signal_name is None:
+                raise
+            log.warning("%s; converting the unrolled GRU instead", error)
+            details["while_loop_conversion_error"] = str(error)
+            notes.append(
+                f"Full-integer conversion of the GRU's while loop crashed ({error.signal_name}); "
+                "the GRU was unrolled (same weights) for every batch size."
+            )
+            unroll = True
+            settings = convert_in_subprocess(request(unroll))
         details["conversion_s"] = round(time.perf_counter() - started, 3)
 
     files_by_batch = {batch_size: tflite_file_name(batch_size) for batch_size in batch_sizes}
