@@ -30,9 +30,9 @@ from bench.results import RESULTS_FILE, LatencyResult, ModelResult, ResultsError
 # One-sided significance level of the latency tests. It equals a two-sided
 # level of 0.002, the level asv uses for its Mann-Whitney U check
 # (asv/statistics.py, is_different). A comparison contains dozens of latency
-# rows (variants x batch sizes x metrics), so at 0.001 even 50 rows without
-# any real change give a significant row by chance in under 5% of
-# comparisons, and such a row must still exceed its threshold to fail.
+# rows (variants x batch sizes x metrics). At 0.001, 50 rows without any real
+# change give a significant row by chance in under 5% of comparisons, and
+# such a row must still exceed its threshold to fail.
 ALPHA = 0.001
 
 VERDICT_REGRESSED = "regressed"
@@ -56,7 +56,7 @@ class Metric:
     name: str  # as written in a threshold spec
     unit: str  # of the values shown in the report
     lower_is_better: bool
-    limit_unit: str  # "%": relative change; "pt": change in percentage points
+    limit_unit: str  # "%" for a relative change, "pt" for a change in percentage points
     per_batch_size: bool  # latency metrics have one value per batch size
     # The significance test on raw latency samples: "mann-whitney" (location
     # shift), "quantile" (shift of the quantile ``quantile``) or None for a
@@ -297,10 +297,9 @@ def mann_whitney_test(
     ``problem`` explains why.
 
     NOTE: the test treats every call as independent. Calls in one process
-    share its state (memory layout, thread placement, background load), so
-    with hundreds of samples per run even a 1-2% shift between two
-    processes is significant; the threshold, not the test, is what absorbs
-    run-to-run variation.
+    share its state (memory layout, thread placement, background load). With
+    hundreds of samples per run even a 1-2% shift between two processes is
+    significant, so the threshold, not the test, absorbs run-to-run variation.
     """
     name = "Mann-Whitney U"
     alternative = "slower" if slower else "faster"
@@ -321,7 +320,9 @@ def mann_whitney_test(
     if np.all(baseline == baseline[0]) and np.all(new == baseline[0]):
         # Identical constant samples: scipy would return NaN for this case.
         return TestOutcome(name, alternative, alpha, p_value=1.0)
-    from scipy import stats as scipy_stats  # about 1 s to import; only comparisons need it
+    # Imported here because scipy.stats takes about 1 s to import and only
+    # comparisons need it.
+    from scipy import stats as scipy_stats
 
     result = scipy_stats.mannwhitneyu(
         new, baseline, alternative="greater" if slower else "less", method="auto"
@@ -358,7 +359,7 @@ def quantile_test(
     if baseline.size == 0 or new.size == 0:
         return TestOutcome(name, alternative, alpha, problem=f"no raw samples ({sizes})")
 
-    from scipy import stats as scipy_stats  # about 1 s to import; only comparisons need it
+    from scipy import stats as scipy_stats  # imported here for the same reason
 
     cut = np.quantile(np.concatenate([baseline, new]), quantile)
     new_above = int(np.count_nonzero(new > cut))
@@ -367,7 +368,7 @@ def quantile_test(
     total = baseline.size + new.size
 
     # The most extreme table puts as many of the calls above the cut as
-    # possible into the tested run; its probability is the smallest p-value.
+    # possible into the tested run, and its probability is the smallest p-value.
     distribution = scipy_stats.hypergeom(total, above, new.size)
     extreme = min(above, new.size) if slower else max(0, above - baseline.size)
     smallest_p = float(distribution.pmf(extreme))
@@ -478,7 +479,7 @@ def compare_latency_metric(
     The verdict is ``regressed`` or ``improved`` only when the change is
     beyond the threshold and the one-sided test in that direction is
     significant. A change beyond the threshold that the samples cannot test
-    is ``not comparable``; one that is not significant is ``unchanged``.
+    is ``not comparable``, and one that is not significant is ``unchanged``.
     """
     if threshold.limit is None:
         raise ValueError(f"{metric_name} is not checked (its threshold is off); leave it out")
@@ -545,7 +546,10 @@ def compare_models(
         if not model.ok
     ]
     if problems:
-        return [MetricComparison(name, None, None, VERDICT_NOT_COMPARABLE, note="; ".join(problems))]
+        # A model that worked before and fails now is the worst regression
+        # of all, so it fails the gate instead of dropping out of it.
+        verdict = VERDICT_REGRESSED if baseline.ok else VERDICT_NOT_COMPARABLE
+        return [MetricComparison(name, None, None, verdict, note="; ".join(problems))]
 
     rows = [
         compare_model_metric(name, metric_name, baseline, new, threshold)
@@ -664,7 +668,9 @@ class ComparisonReport:
     def compared_nothing(self) -> bool:
         """Whether no row compared two values, so the comparison cannot show a regression."""
         return not any(
-            row.metric is not None and row.verdict != VERDICT_NOT_COMPARABLE for row in self.rows
+            row.verdict == VERDICT_REGRESSED
+            or (row.metric is not None and row.verdict != VERDICT_NOT_COMPARABLE)
+            for row in self.rows
         )
 
     def counts(self) -> dict[str, int]:
@@ -721,8 +727,6 @@ def compare_runs(
     for model in new.models:
         previous = baseline.model(model.name)
         if previous is not None and previous.ok and not model.ok:
-            # NOTE: such a model does not fail the gate. It gets a "not
-            # comparable" row, and only this warning points it out.
             report.warnings.append(
                 f"{model.name} succeeded in the baseline but is {model.status} in the new run"
             )

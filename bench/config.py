@@ -109,6 +109,20 @@ class SuiteConfig:
         default = self.build_timeout_s if stage == "build" else self.measure_timeout_s
         return float(self.timeouts_s.get(variant, default))
 
+    def timing_values(self) -> dict[str, Any]:
+        """Return the fields of bench.timing.TimingPlan for this suite.
+
+        Quick mode shortens a timing setting only where the suite kept its default.
+        """
+        defaults = {entry.name: entry.default for entry in dataclasses.fields(SuiteConfig)}
+        values = {}
+        for name in ("warmup_calls", "min_calls", "min_duration_s", "max_calls"):
+            value = getattr(self, name)
+            if self.quick and name in QUICK_OVERRIDES and value == defaults[name]:
+                value = QUICK_OVERRIDES[name]
+            values[name] = value
+        return values
+
     def effective_limit(self) -> Optional[int]:
         if self.limit is not None:
             return self.limit

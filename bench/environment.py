@@ -81,6 +81,7 @@ def collect(device: str, threads: Optional[int], gpus: list[str], command_line: 
         git_dirty=dirty,
         hostname=socket.gethostname(),
         command_line=command_line,
+        load_average_1m=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         thread_settings={
             "threads_option": threads,
             **{name: os.environ.get(name) for name in THREAD_VARIABLES},

@@ -179,6 +179,10 @@ class Environment:
     hostname: str
     command_line: list[str]
     thread_settings: dict[str, Any]
+    # Runnable processes averaged over the minute before the run started: a
+    # value near or above the core count means the figures were measured on
+    # a busy machine.
+    load_average_1m: Optional[float] = None
 
 
 @dataclass

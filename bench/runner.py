@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -309,27 +308,12 @@ class Runner:
             "seq_len": self.result.data.seq_len,
             "threads": self.config.threads,
             "device": self.config.device,
-            "timing": {
-                "warmup_calls": self._timing("warmup_calls"),
-                "min_calls": self._timing("min_calls"),
-                "min_duration_s": self._timing("min_duration_s"),
-                "max_calls": self.config.max_calls,
-            },
+            "timing": self.config.timing_values(),
         }
         return run_worker(
             spec, self.run_dir / "work" / f"{name}.measure.spec.json", log_path,
             self.config.timeout_for(name, "measure"), f"{name} measure", self.env,
         )
-
-    def _timing(self, name: str):
-        from bench.config import QUICK_OVERRIDES
-
-        value = getattr(self.config, name)
-        default = next(entry.default for entry in dataclasses.fields(SuiteConfig) if entry.name == name)
-        # Quick mode shortens timing only where the user kept the default.
-        if self.config.quick and value == default:
-            return QUICK_OVERRIDES[name]
-        return value
 
     def _fill_measurement(self, record: ModelResult, measured: dict) -> None:
         record.load_time_s = measured["load_time_s"]

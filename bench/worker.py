@@ -81,7 +81,7 @@ def run_build(spec: dict) -> dict:
     return {"status": "ok", "build_time_s": build_time_s}
 
 
-def _batches(token_ids: np.ndarray, batch_size: int) -> list[np.ndarray]:
+def timing_batches(token_ids: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Split ``token_ids`` into full batches, tiling the data when it is too short."""
     needed = batch_size * min(MAX_TIMING_BATCHES, max(1, len(token_ids) // batch_size))
     repeats = -(-needed // len(token_ids))
@@ -142,7 +142,7 @@ def run_measure(spec: dict) -> dict:
 
         for batch_size in batch_sizes:
             predictor = predictors[batch_size]
-            timed = time_calls(predictor, _batches(splits.x_test, batch_size), plan)
+            timed = time_calls(predictor, timing_batches(splits.x_test, batch_size), plan)
             result["latency"].append(
                 {
                     "batch_size": batch_size,

@@ -513,14 +513,14 @@ def test_identical_runs_have_no_regression():
     assert ("accuracy", None) in metrics
 
 
-def test_failed_model_row_gives_reason():
+def test_newly_failed_model_regresses():
     failure = Failure(stage="measure", kind="signal", message="worker died | SIGSEGV\nmore lines")
     report = compared(make_model("tflite-int8"), make_model("tflite-int8", status="failed", failure=failure))
     row = one_row(report, "tflite-int8", None)
-    assert row.verdict == VERDICT_NOT_COMPARABLE
+    assert row.verdict == VERDICT_REGRESSED
     assert "new run: failed at measure (signal): worker died | SIGSEGV" in row.note
     assert "more lines" not in row.note
-    assert not report.regressed
+    assert report.regressed
     assert any("tflite-int8 succeeded in the baseline but is failed" in w for w in report.warnings)
 
 
@@ -690,7 +690,7 @@ def test_run_compare_nothing_compared_exits_two(runs, tmp_path, capsys):
     base, _, _ = runs
     failure = Failure(stage="build", kind="exception", message="converter crashed")
     broken = save_run(
-        make_run([make_model(status="failed", failure=failure)], run_id="broken", batch_sizes=[1]),
+        make_run([make_model("other", status="failed", failure=failure)], run_id="broken", batch_sizes=[1]),
         tmp_path / "broken",
     )
     assert run_compare(compare_args(base, broken)) == 2
@@ -698,6 +698,16 @@ def test_run_compare_nothing_compared_exits_two(runs, tmp_path, capsys):
     assert "no metric could be compared" in printed.out
     assert "no metric could be compared" in printed.err
     assert run_compare(compare_args(base, broken, "--report-only")) == 0
+
+
+def test_run_compare_newly_failed_exits_one(runs, tmp_path):
+    base, _, _ = runs
+    failure = Failure(stage="build", kind="exception", message="converter crashed")
+    broken = save_run(
+        make_run([make_model(status="failed", failure=failure)], run_id="broken", batch_sizes=[1]),
+        tmp_path / "broken",
+    )
+    assert run_compare(compare_args(base, broken)) == 1
 
 
 def test_run_compare_accepts_results_files(runs, tmp_path):

@@ -1,9 +1,9 @@
 """Each variant builder on a small baseline: the optimization is really applied.
 
-The baseline here is small (vocabulary 1,000, sequence length 20,
-embedding 8, GRU 8) and trained for a few epochs on 3,000 real review
-sentences, or on a synthetic token data set when the corpus is not in the
-data cache.
+The baseline here is small: vocabulary 1,000, sequence length 20,
+embedding 8 and GRU 8. It trains for a few epochs on 3,000 real review
+sentences, or on synthetic token ids when the corpus is not in the data
+cache.
 Every artifact is served through ``textcls.serving.load_predictor``, as the
 harness serves it. These tests check correctness only, never time.
 """
@@ -38,8 +38,9 @@ BASELINE_PARAMS = {
 VARIANT_PARAMS = {
     "pruned": {"fine_tune_epochs": 1, "learning_rate": 0.001, "train_batch_size": 32},
     "tflite-int8": {"representative_samples": 64},
-    # Unrolled from the start: tflite-int8 already covers the crash fallback.
-    "pruned-int8": {"unroll": True, "representative_samples": 64},
+    # The explicit GRU graph has no loop, so full-integer int8 converts at
+    # once; tflite-int8 covers the crash fallback of the while loop.
+    "pruned-int8": {"gru_graph": "explicit", "representative_samples": 64},
     "clustered-int8": {"clusters": 8, "fine_tune_epochs": 1, "train_batch_size": 32, "conversion": "dynamic-int8"},
     # Without fine-tuning the clusters are the k-means++ centroids of the
     # pruned weights, which is enough to check that zeros stay zeros.
@@ -214,6 +215,30 @@ def test_training_graph_keeps_padding_mask(workspace):
     expected = baseline(token_ids, training=False).numpy()
     actual = wrapped(token_ids, training=False).numpy()
     np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["paired", "separate"])
+def test_explicit_gru_graph_matches_keras(workspace, layout):
+    from textcls.serving.keras_runtime import load_model
+    from textcls.variants.gru_export import build_serving_function
+
+    baseline = load_model(workspace.base_context.baseline_path)
+    token_ids = workspace.splits.x_test[:16]
+    serve = build_serving_function(baseline, len(token_ids), layout)
+    expected = baseline(token_ids, training=False).numpy()
+    np.testing.assert_allclose(serve(token_ids).numpy(), expected, atol=1e-5)
+
+
+def test_explicit_gru_graph_rejects_other_models():
+    from textcls.tf_env import keras
+    from textcls.variants.gru_export import build_serving_function
+
+    inputs = keras.Input(shape=(SEQ_LEN,), dtype="int32")
+    embedded = keras.layers.Embedding(VOCAB_SIZE, 4, mask_zero=True)(inputs)
+    encoded = keras.layers.Bidirectional(keras.layers.GRU(4, reset_after=False))(embedded)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(encoded))
+    with pytest.raises(ValueError, match="reset_after"):
+        build_serving_function(model, 1)
 
 
 def test_pruned_kernels_reach_target_sparsity(workspace):

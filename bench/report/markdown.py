@@ -230,7 +230,8 @@ def format_report(run: RunResult) -> str:
         f"Started {run.started_at}, finished {run.finished_at or 'not yet (interrupted or running)'}. "
         f"{env.cpu_model}, {env.cpu_count_logical} logical cores, device {env.device}, "
         f"TensorFlow {env.packages.get('tensorflow')}, Python {env.python}, "
-        f"commit {(env.git_commit or 'unknown')[:12]}{' (modified)' if env.git_dirty else ''}.",
+        f"commit {(env.git_commit or 'unknown')[:12]}{' (modified)' if env.git_dirty else ''}"
+        + (f", load average {env.load_average_1m:.2f} at the start." if env.load_average_1m is not None else "."),
     ]
     if data:
         lines += [

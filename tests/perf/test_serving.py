@@ -18,7 +18,7 @@ import itertools
 import numpy as np
 import pytest
 
-from bench.worker import _batches as timing_batches
+from bench.worker import timing_batches
 from textcls.serving import load_predictor
 from textcls.variants.base import Artifact, Splits
 
@@ -38,8 +38,8 @@ def test_serving_call(benchmark, serving_case):
     # The same batches as the harness times: the test split, tiled to full batches.
     batches = timing_batches(splits.x_test, case.batch_size)
 
-    # The first call may trace or compile; it and the warm-up calls stay
-    # out of the statistics, as in the harness.
+    # The first call may trace or compile. It and the warm-up calls stay out
+    # of the statistics, as in the harness.
     for index in range(1 + case.warmup_calls):
         predictor(batches[index % len(batches)])
 

@@ -45,17 +45,23 @@ class VariantSpec:
 
 # Conversion parameters shared by the combination variants. "conversion" is
 # "smallest" (try dynamic-range and full-integer int8, keep the smaller gzip
-# size), "dynamic-int8" or "int8". With "unroll" false, full-integer int8
-# tries the GRU's while loop first and unrolls it if the converter crashes.
+# size), "dynamic-int8" or "int8". "gru_graph" is "while-loop", "unrolled" or
+# "explicit" (see textcls.variants.tflite); with "while-loop", full-integer
+# int8 falls back to "unrolled" if the converter crashes.
 _INT8_CONVERSION_DEFAULTS = {
     "conversion": "smallest",
-    "unroll": False,
+    "gru_graph": "while-loop",
+    "paired_max_batch": 1,
     "max_accuracy_drop": 0.01,
     "representative_samples": 200,
     "per_channel": False,
     "strip_tensor_names": True,
 }
-_INT8_CONVERSION_RANGES = {"max_accuracy_drop": (0.0, 1.0), "representative_samples": (1, 100000)}
+_INT8_CONVERSION_RANGES = {
+    "max_accuracy_drop": (0.0, 1.0),
+    "representative_samples": (1, 100000),
+    "paired_max_batch": (0, 65536),
+}
 
 _CLUSTERING_DEFAULTS = {
     "clusters": 16,
@@ -146,21 +152,21 @@ _SPECS = [
         "quantization",
         "TFLite conversion without quantization, served by LiteRT",
         "textcls.variants.quantization:build_float32",
-        defaults={"unroll": False, "strip_tensor_names": True},
+        defaults={"gru_graph": "while-loop", "strip_tensor_names": True},
     ),
     VariantSpec(
         "tflite-dynamic-int8",
         "quantization",
         "dynamic-range int8 weights, served by LiteRT",
         "textcls.variants.quantization:build_dynamic_int8",
-        defaults={"unroll": False, "per_channel": True, "strip_tensor_names": True},
+        defaults={"gru_graph": "while-loop", "per_channel": True, "strip_tensor_names": True},
     ),
     VariantSpec(
         "tflite-float16",
         "quantization",
         "float16 weights, served by LiteRT",
         "textcls.variants.quantization:build_float16",
-        defaults={"unroll": False, "strip_tensor_names": True},
+        defaults={"gru_graph": "while-loop", "strip_tensor_names": True},
     ),
     VariantSpec(
         "tflite-int8",
@@ -169,16 +175,30 @@ _SPECS = [
         "textcls.variants.quantization:build_full_int8",
         defaults={
             "representative_samples": 200,
-            "unroll": False,
+            "gru_graph": "while-loop",
             "per_channel": False,
             "strip_tensor_names": True,
         },
         ranges={"representative_samples": (1, 100000)},
     ),
     VariantSpec(
+        "tflite-int8-explicit",
+        "quantization",
+        "full-integer int8 of the GRU written out for XNNPACK (no loop), served by LiteRT",
+        "textcls.variants.quantization:build_full_int8",
+        defaults={
+            "representative_samples": 200,
+            "gru_graph": "explicit",
+            "paired_max_batch": 1,
+            "per_channel": False,
+            "strip_tensor_names": True,
+        },
+        ranges={"representative_samples": (1, 100000), "paired_max_batch": (0, 65536)},
+    ),
+    VariantSpec(
         "pruned-int8",
         "combination",
-        "the pruned model, then dynamic-range int8, served by LiteRT",
+        "the pruned model converted to int8 (the smaller gzip of dynamic-range and full-integer), served by LiteRT",
         "textcls.variants.combinations:build_pruned_int8",
         defaults=dict(_INT8_CONVERSION_DEFAULTS),
         ranges=dict(_INT8_CONVERSION_RANGES),
@@ -187,7 +207,7 @@ _SPECS = [
     VariantSpec(
         "clustered-int8",
         "combination",
-        "weight clustering of every kernel, fine-tuned, then dynamic-range int8",
+        "weight clustering of every kernel, fine-tuned, then int8 as pruned-int8, served by LiteRT",
         "textcls.variants.combinations:build_clustered_int8",
         defaults={**_CLUSTERING_DEFAULTS, **_INT8_CONVERSION_DEFAULTS},
         ranges={**_CLUSTERING_RANGES, **_INT8_CONVERSION_RANGES},
@@ -195,7 +215,7 @@ _SPECS = [
     VariantSpec(
         "pruned-clustered-int8",
         "combination",
-        "sparsity-preserving clustering of the pruned model, fine-tuned, then int8",
+        "sparsity-preserving clustering of the pruned model, fine-tuned, then int8 as pruned-int8, served by LiteRT",
         "textcls.variants.combinations:build_pruned_clustered_int8",
         defaults={**_CLUSTERING_DEFAULTS, **_INT8_CONVERSION_DEFAULTS},
         ranges={**_CLUSTERING_RANGES, **_INT8_CONVERSION_RANGES},
@@ -204,7 +224,7 @@ _SPECS = [
     VariantSpec(
         "qat",
         "quantization",
-        "quantization-aware training",
+        "quantization-aware training (unsupported by tfmot 0.8.1 for this model; the build reports why)",
         "textcls.variants.qat:build",
     ),
 ]

@@ -141,7 +141,7 @@ def cluster_model(
         nonzero = min_nonzero_kernel_values(layer)
         if nonzero < MIN_VALUES_PER_CLUSTER * clusters:
             # tfmot's k-means++ initialization fails when a tensor has fewer
-            # values than clusters; with preserve_sparsity it splits the
+            # values than clusters. With preserve_sparsity it splits the
             # clusters between negative and positive values, so each sign
             # needs enough values too. Such a small layer stays unclustered.
             skipped[layer.name] = f"{nonzero} nonzero kernel values for {clusters} clusters"

@@ -80,9 +80,9 @@ def serving_op_dtypes(model: keras.Model, batch_size: int) -> dict[str, int]:
     """Count the serving graph's math ops by dtype, including loop bodies.
 
     The keys read ``"MatMul:bfloat16"``. The GRU's step runs in functions
-    of the graph's library, which are counted too; the library also holds
-    implementations that are never run on CPU, so these are counts of ops
-    in the graph, not of executed ops.
+    of the graph's library, which are counted too. The library also
+    contains implementations that never run on CPU, so these are counts of
+    ops in the graph, not of executed ops.
     """
     signature = [tf.TensorSpec([batch_size, model.input_shape[1]], tf.int32)]
     serve = tf.function(lambda token_ids: model(token_ids, training=False), input_signature=signature)

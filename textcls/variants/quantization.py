@@ -45,14 +45,15 @@ def build_full_int8(ctx: BuildContext, params: dict) -> Artifact:
 def convert_variant(ctx: BuildContext, model_path: Path, mode: str, params: dict) -> Artifact:
     """Convert ``model_path`` for every batch size of ``ctx`` and describe the result.
 
-    ``params`` may set ``unroll``, ``per_channel``, ``strip_tensor_names``
-    and, for mode ``int8``, ``representative_samples``. In mode ``int8``
-    with ``unroll`` false, the GRU's while loop is tried first and the
-    unrolled GRU is used when the converter crashes, as TF 2.21's does.
+    ``params`` may set ``gru_graph``, ``paired_max_batch``, ``per_channel``,
+    ``strip_tensor_names`` and, for mode ``int8``,
+    ``representative_samples``. In mode ``int8`` with the ``while-loop``
+    graph, the unrolled GRU is converted instead when the converter crashes,
+    as TF 2.21's does.
     """
     splits = ctx.load_splits()
     batch_sizes = sorted(set(ctx.batch_sizes))
-    unroll = params.get("unroll", False)
+    gru_graph = params.get("gru_graph", "while-loop")
     details: dict = {"conversion_mode": mode, "source_model": Path(model_path).name}
     notes: list[str] = []
 
@@ -63,13 +64,14 @@ def convert_variant(ctx: BuildContext, model_path: Path, mode: str, params: dict
             samples = representative_sample(splits, params["representative_samples"], ctx.seed)
             np.save(representative_path, samples)
 
-        def request(unrolled: bool) -> ConversionRequest:
+        def request(graph: str) -> ConversionRequest:
             return ConversionRequest(
                 model_path=str(model_path),
                 output_paths={size: str(ctx.out_dir / tflite_file_name(size)) for size in batch_sizes},
                 seq_len=ctx.seq_len,
                 mode=mode,
-                unroll=unrolled,
+                gru_graph=graph,
+                paired_max_batch=params.get("paired_max_batch", 1),
                 per_channel=params.get("per_channel", True),
                 strip_tensor_names=params.get("strip_tensor_names", True),
                 representative_path=str(representative_path) if representative_path else None,
@@ -77,10 +79,10 @@ def convert_variant(ctx: BuildContext, model_path: Path, mode: str, params: dict
 
         started = time.perf_counter()
         try:
-            settings = convert_in_subprocess(request(unroll))
+            settings = convert_in_subprocess(request(gru_graph))
         except ConversionFailed as error:
             # Only the full-integer calibrator is known to crash on the loop.
-            if mode != "int8" or unroll or error.signal_name is None:
+            if mode != "int8" or gru_graph != "while-loop" or error.signal_name is None:
                 raise
             log.warning("%s; converting the unrolled GRU instead", error)
             details["while_loop_conversion_error"] = str(error)
@@ -88,8 +90,7 @@ def convert_variant(ctx: BuildContext, model_path: Path, mode: str, params: dict
                 f"Full-integer conversion of the GRU's while loop crashed ({error.signal_name}); "
                 "the GRU was unrolled (same weights) for every batch size."
             )
-            unroll = True
-            settings = convert_in_subprocess(request(unroll))
+            settings = convert_in_subprocess(request("unrolled"))
         details["conversion_s"] = round(time.perf_counter() - started, 3)
 
     files_by_batch = {batch_size: tflite_file_name(batch_size) for batch_size in batch_sizes}

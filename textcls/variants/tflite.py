@@ -13,17 +13,22 @@ checked on the baseline (Embedding with mask_zero -> Bidirectional(GRU)):
   inside the calibrator (``calibrator._feed_tensors``). Each conversion
   therefore runs in a child process (``python -m textcls.variants.tflite
   REQUEST``), so that a crash becomes a :class:`ConversionFailed` naming the
-  signal. An unrolled GRU (``unroll=True``, same weights) has no loop and
-  converts.
+  signal. An unrolled GRU (``unroll=True``, same weights) and the explicit
+  graph have no loop and convert.
 - An unrolled GRU has about 1,100 operators and 1,600 tensors at sequence
   length 34 instead of about 15 operators plus two loop bodies. The weights
-  are stored once, but every tensor carries its name (about 230 KB of the
-  760 KB full-int8 file) and its own copy of its quantization parameters:
-  with per-channel weight scales, each of the 134 int32 bias tensors repeats
-  96 scales and 96 zero points (about 150 KB). Stripping the names
-  (``strip_tensor_names``) and per-tensor weight scales (``per_channel``
-  off) bring that file to about 360 KB. The rest is the operator and tensor
-  tables of the unrolled graph.
+  are stored once, but every tensor carries its name, about 230 KB of the
+  760 KB full-int8 file. Every tensor also has its own copy of its
+  quantization parameters. With per-channel weight scales, each of the 134
+  int32 bias tensors repeats 96 scales and 96 zero points (about 150 KB).
+  Stripping the names (``strip_tensor_names``) and per-tensor weight scales
+  (``per_channel`` off) bring that file to about 360 KB. The rest is the
+  operator and tensor tables of the unrolled graph.
+
+``gru_graph`` selects what is converted: ``while-loop`` (the Keras model as
+it is), ``unrolled`` (the Keras model with ``unroll=True``) or ``explicit``
+(the same computation written out for XNNPACK, see
+``textcls.variants.gru_export``).
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MODES = ("float32", "dynamic-int8", "float16", "int8")
+GRU_GRAPHS = ("while-loop", "unrolled", "explicit")
 
-# A conversion of the unrolled GRU takes about 20 s on 2 cores; this bound
-# only stops a hung converter.
+# Conversions of the baseline took under 20 s each on 2 cores (TF 2.21).
+# This bound only stops a hung converter.
 DEFAULT_TIMEOUT_S = 900.0
 
 # Constant tensors listed by size in describe_tflite: the embedding and the
@@ -77,7 +83,10 @@ class ConversionRequest:
     output_paths: dict[int, str]  # batch size -> .tflite path to write
     seq_len: int
     mode: str  # one of MODES
-    unroll: bool = False  # rebuild the recurrent layers with unroll=True first
+    gru_graph: str = "while-loop"  # one of GRU_GRAPHS
+    # With gru_graph "explicit": batch sizes up to this one use the paired
+    # layout of textcls.variants.gru_export, larger ones the separate layout.
+    paired_max_batch: int = 1
     per_channel: bool = True  # per-channel weight scales (the converter's default)
     strip_tensor_names: bool = True
     # .npy file of int32 token ids [n, seq_len]; required for mode "int8".
@@ -88,6 +97,8 @@ class ConversionRequest:
             raise ValueError("output_paths is empty; give at least one batch size and file")
         if self.mode not in MODES:
             raise ValueError(f"unknown conversion mode {self.mode!r}; expected one of {', '.join(MODES)}")
+        if self.gru_graph not in GRU_GRAPHS:
+            raise ValueError(f"unknown gru_graph {self.gru_graph!r}; expected one of {', '.join(GRU_GRAPHS)}")
         if self.mode == "int8" and not self.representative_path:
             raise ValueError("mode 'int8' needs representative_path, a .npy file of token ids")
 
@@ -112,7 +123,7 @@ def convert_in_subprocess(request: ConversionRequest, timeout_s: float = DEFAULT
         command = [sys.executable, "-m", __name__, str(request_path), str(result_path)]
         description = (
             f"{request.mode}, batch sizes {', '.join(map(str, sorted(request.output_paths)))}, "
-            f"unroll={request.unroll}"
+            f"GRU graph {request.gru_graph}"
         )
         log.info("converting %s to .tflite (%s)", Path(request.model_path).name, description)
         try:
@@ -183,7 +194,7 @@ def _convert(request: ConversionRequest) -> dict:
     from textcls.serving.keras_runtime import load_model
 
     model = load_model(Path(request.model_path))
-    if request.unroll:
+    if request.gru_graph == "unrolled":
         model = rebuild_unrolled(model)
     token_ids = np.load(request.representative_path) if request.mode == "int8" else None
     settings = {}
@@ -196,8 +207,19 @@ def _convert(request: ConversionRequest) -> dict:
 def _convert_one(model, request: ConversionRequest, batch_size: int, token_ids) -> tuple[bytes, dict]:
     from textcls.tf_env import tf
 
-    signature = [tf.TensorSpec([batch_size, request.seq_len], tf.int32, name="token_ids")]
-    serve = tf.function(lambda token_ids: model(token_ids, training=False), input_signature=signature)
+    settings = {
+        "source": "concrete function with fixed input [batch, seq_len] int32",
+        "gru_graph": request.gru_graph,
+    }
+    if request.gru_graph == "explicit":
+        from textcls.variants.gru_export import build_serving_function
+
+        layout = "paired" if batch_size <= request.paired_max_batch else "separate"
+        serve = build_serving_function(model, batch_size, layout)
+        settings["explicit_layout"] = layout
+    else:
+        signature = [tf.TensorSpec([batch_size, request.seq_len], tf.int32, name="token_ids")]
+        serve = tf.function(lambda token_ids: model(token_ids, training=False), input_signature=signature)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
     # Select TF ops would need the TensorFlow runtime, which LiteRT lacks.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -205,12 +227,8 @@ def _convert_one(model, request: ConversionRequest, batch_size: int, token_ids) 
     # SavedModel took 1 s instead of 17 s for the baseline's while loop
     # (TF 2.21, 2 cores), with the same operators and accuracy.
     converter.experimental_lower_to_saved_model = False
-    settings = {
-        "source": "concrete function with fixed input [batch, seq_len] int32",
-        "experimental_lower_to_saved_model": False,
-        "supported_ops": "TFLITE_BUILTINS",
-        "gru_graph": "unrolled" if request.unroll else "while loop",
-    }
+    settings["experimental_lower_to_saved_model"] = False
+    settings["supported_ops"] = "TFLITE_BUILTINS"
 
     if request.mode != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

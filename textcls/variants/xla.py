@@ -28,10 +28,10 @@ def build(ctx: BuildContext, params: dict) -> Artifact:
     try:
         # A hard link costs no space; it fails across file systems.
         os.link(ctx.baseline_path, target)
-        how = "hard link"
+        link_kind = "hard link"
     except OSError:
         shutil.copy2(ctx.baseline_path, target)
-        how = "copy"
+        link_kind = "copy"
 
     # Compile once here so that a model XLA cannot compile fails the build,
     # not every measurement.
@@ -49,7 +49,7 @@ def build(ctx: BuildContext, params: dict) -> Artifact:
         runtime="keras-xla",
         model_file=MODEL_FILE,
         details={
-            "artifact": f"the baseline's {MODEL_FILE} ({how})",
+            "artifact": f"the baseline's {MODEL_FILE} ({link_kind})",
             "serving_call": "tf.function(jit_compile=True) with a fixed input signature per batch size",
             "build_check_first_call_s": round(first_call_s, 3),
         },
