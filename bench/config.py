@@ -66,6 +66,7 @@ class SuiteConfig:
                 raise BenchError(f"batch size {size} is invalid; batch sizes must be 1 or more")
         if len(set(self.batch_sizes)) != len(self.batch_sizes):
             raise BenchError(f"batch_sizes {self.batch_sizes} repeats a value; list each once")
+
         _check_positive("min_calls", self.min_calls)
         _check_positive("max_calls", self.max_calls)
         _check_positive("build_timeout_s", self.build_timeout_s)
@@ -76,6 +77,7 @@ class SuiteConfig:
             raise BenchError(f"min_duration_s {self.min_duration_s} is invalid; use 0 or more seconds")
         if self.max_calls < self.min_calls:
             raise BenchError(f"max_calls {self.max_calls} is below min_calls {self.min_calls}; raise max_calls")
+
         if self.threads is not None:
             _check_positive("threads", self.threads)
         if self.limit is not None and self.limit < 1:
@@ -86,6 +88,7 @@ class SuiteConfig:
             _check_positive("seq_len", self.seq_len)
         if self.device not in DEVICES:
             raise BenchError(f"device {self.device!r} is unknown; use one of {', '.join(DEVICES)}")
+
         if not self.variants:
             raise BenchError("no variants selected; name at least one, e.g. --variants baseline")
         for name in [*self.variants, *self.variant_params, *self.timeouts_s]:

@@ -98,7 +98,7 @@ def probe_gpus() -> list[str]:
         [sys.executable, "-c", code], capture_output=True, text=True, env=worker_env("gpu"), timeout=300
     )
     if completed.returncode != 0:
-        raise BenchError(f"could not ask TensorFlow for GPUs: {completed.stderr.strip()[-500:]}")
+        raise BenchError(f"the GPU check failed, so --device gpu cannot be used: {completed.stderr.strip()[-500:]}")
     return [line for line in completed.stdout.splitlines() if line.strip()]
 
 

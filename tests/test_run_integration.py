@@ -85,7 +85,7 @@ def test_litert_worker_skips_tensorflow(quick_run):
     run = RunResult.load(run_folder(out))
     keras_peak = run.model("baseline").memory.peak_rss_bytes
     litert_peak = run.model("tflite-float32").memory.peak_rss_bytes
-    # A process that imported TensorFlow holds several hundred MiB more.
+    # A process that imported TensorFlow uses several hundred MiB more.
     assert litert_peak < keras_peak / 2
 
 

@@ -10,8 +10,16 @@ from ai_edge_litert.interpreter import Interpreter
 
 class LiteRTPredictor:
     def __init__(self, model_path: Path, batch_size: int, seq_len: int, threads: int | None):
-        # XNNPACK is applied by default on CPU; num_threads=None keeps LiteRT's default.
-        self._interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
+        if not model_path.is_file():
+            raise FileNotFoundError(f"model file {model_path} not found; build the variant again with bench run")
+        try:
+            # XNNPACK is applied by default on CPU; num_threads=None keeps LiteRT's default.
+            self._interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
+        except ValueError as error:
+            raise ValueError(
+                f"cannot load LiteRT model {model_path}: {error}; the file is truncated or not a "
+                ".tflite model, so build the variant again with bench run"
+            ) from error
         input_detail = self._interpreter.get_input_details()[0]
         shape = tuple(int(d) for d in input_detail["shape"])
         if shape != (batch_size, seq_len):

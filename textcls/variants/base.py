@@ -17,7 +17,7 @@ import numpy as np
 
 ARTIFACT_FILE = "artifact.json"
 
-# Runtimes that the serving side knows how to load (see textcls.serving).
+# Runtimes that textcls.serving can load.
 RUNTIMES = ("keras", "keras-xla", "litert")
 
 
