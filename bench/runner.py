@@ -298,6 +298,9 @@ class Runner:
         )
 
     def _measure(self, name: str, artifact_dir: Path, log_path: Path) -> WorkerOutcome:
+        # TODO: time each variant in several worker processes and pool them.
+        # One process's median differs from the next by up to a quarter for
+        # Keras models, which keeps bench compare's false alarms well above 1 %.
         spec = {
             "stage": "measure",
             "variant": name,
