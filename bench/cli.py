@@ -167,10 +167,10 @@ def command_list(args: argparse.Namespace) -> int:
     print("variants:")
     for spec in VARIANTS.values():
         params = ", ".join(f"{key}={value}" for key, value in spec.defaults.items())
-        print(f"  {spec.name:<20} {spec.description}" + (f" [{params}]" if params else ""))
+        print(f"  {spec.name:<22} {spec.description}" + (f" [{params}]" if params else ""))
     print("data sets:")
     for name, dataset in BUILTIN_DATASETS.items():
-        print(f"  {name:<20} {dataset.description}")
+        print(f"  {name:<22} {dataset.description}")
     return 0
 
 

@@ -136,7 +136,7 @@ def test_table_failed_row_empty_figures(table):
 def test_table_unsupported_row_shows_reason():
     run = make_run([make_model("baseline"), make_unsupported("qat", reason="no GRU support")])
 
-    assert parse_markdown_table(comparison_table(run))["qat"]["status"] == "unsupported: build unsupported: no GRU support"
+    assert parse_markdown_table(comparison_table(run))["qat"]["status"] == "unsupported: no GRU support"
 
 
 def test_table_without_baseline_no_ratios():
@@ -392,3 +392,12 @@ def test_write_reports_csv_rows(tmp_path, run):
     assert len(frame) == 5
     assert frame.groupby("model", sort=False).size().to_dict() == {"baseline": 2, FAST: 2, FAILED: 1}
     assert frame["failure"].iloc[-1] == "build exception: converter crashed | see log"
+
+
+def test_warn_chance_accuracy():
+    model = make_model("baseline", accuracy=0.52)
+    run = make_run([model])
+
+    lines = [line for line in warnings(run) if "no better than chance" in line]
+    assert len(lines) == 1
+    assert "balanced accuracy 0.50" in lines[0]

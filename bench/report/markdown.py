@@ -18,6 +18,8 @@ ACCURACY_TOLERANCE_POINTS = 1.0
 # as noisy. Steady-state calls on an idle machine stay well below it.
 NOISY_SPREAD = 0.25
 FEW_CALLS = 30
+# Balanced accuracy of a classifier that guesses: 0.5 whatever the class balance.
+CHANCE_BALANCED_ACCURACY = 0.5
 STATUS_WIDTH = 100  # characters of a failure cause shown in the comparison table
 
 
@@ -85,7 +87,10 @@ def comparison_table(run: RunResult) -> str:
         row = {"variant": model.name, "status": model.status}
         if not model.ok:
             # The table keeps the cause short; the Variants section has it all.
-            cause = failure_text(model).replace("|", "/")
+            if model.status == "unsupported" and model.failure:
+                cause = model.failure.message.replace("|", "/")
+            else:
+                cause = failure_text(model).replace("|", "/")
             row["status"] = f"{model.status}: {cause[:STATUS_WIDTH]}{'…' if len(cause) > STATUS_WIDTH else ''}"
         points = _points(model, baseline)
         row["accuracy"] = f"{model.accuracy.accuracy:.4f}" if model.accuracy else ""
@@ -146,6 +151,12 @@ def warnings(run: RunResult) -> list[str]:
     baseline = run.model(BASELINE)
     lines = []
     for model in run.models:
+        if model.accuracy and model.accuracy.balanced_accuracy <= CHANCE_BALANCED_ACCURACY:
+            lines.append(
+                f"{model.name} classifies no better than chance (balanced accuracy "
+                f"{model.accuracy.balanced_accuracy:.2f} on {model.accuracy.examples} test texts); "
+                "its accuracy comparisons mean nothing. Use more data or more training epochs."
+            )
         for entry in model.latency:
             speedup = _speedup(model, baseline, entry.batch_size)
             if model.name != BASELINE and speedup is not None and speedup < 1:

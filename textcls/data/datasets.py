@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import difflib
 import hashlib
 import io
 import json
@@ -107,9 +108,11 @@ def load_texts(
 
     path = Path(source)
     if not path.exists():
+        close = difflib.get_close_matches(source, BUILTIN_DATASETS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise DataError(
             f"data set {source!r} is neither a built-in name "
-            f"({', '.join(BUILTIN_DATASETS)}) nor an existing file"
+            f"({', '.join(BUILTIN_DATASETS)}) nor an existing file (looked for {path.resolve()}).{hint}"
         )
     if path.is_dir():
         raise DataError(f"data file {source!r} is a folder; give a .csv or .jsonl file")
