@@ -31,7 +31,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP
 
 
 def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, or the platform's processor string."""
+    """Return the CPU model name from /proc/cpuinfo, or the platform's processor string."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -49,7 +49,7 @@ def package_version(name: str) -> Optional[str]:
 
 
 def git_state(folder: Path) -> tuple[Optional[str], Optional[bool]]:
-    """The commit checked out in ``folder`` and whether tracked files changed since."""
+    """Return the commit checked out in ``folder`` and whether tracked files changed since."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10

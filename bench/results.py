@@ -144,7 +144,7 @@ class ModelResult:
 
 @dataclass
 class DataInfo:
-    """Where the data came from and how it was split and tokenized."""
+    """Provenance of the data: source file, checksum, cleaning, split and tokenization."""
 
     name: str
     source: str  # file the texts were read from

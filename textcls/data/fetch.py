@@ -57,7 +57,7 @@ class FetchError(Exception):
 
 
 def cache_dir() -> Path:
-    """The cache folder: ``$TEXTCLS_DATA_DIR`` or ``~/.cache/textcls``."""
+    """Return the cache folder: ``$TEXTCLS_DATA_DIR`` or ``~/.cache/textcls``."""
     configured = os.environ.get(CACHE_ENV)
     return Path(configured) if configured else Path.home() / ".cache" / "textcls"
 

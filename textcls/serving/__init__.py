@@ -22,7 +22,7 @@ _RUNTIME_MODULES = {
 class Predictor(Protocol):
     """A serving call for one fixed batch size.
 
-    ``call_path`` says in words which call is made, for the report.
+    ``call_path`` describes in words which call is made, for the report.
     Calling it with int32 token ids of shape [batch_size, seq_len] returns
     float32 probabilities of the positive class, shape [batch_size].
     """
