@@ -21,6 +21,13 @@ log = logging.getLogger("bench")
 EXIT_INVALID = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that reports a usage error in one line, without the usage block."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INVALID, f"{self.prog}: error: {message}\nsee '{self.prog} --help' for the options\n")
+
+
 def _positive_int_list(text: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
@@ -84,6 +91,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-calls", type=int, help="minimum timed calls per batch size (default 50)")
     parser.add_argument("--min-duration-s", type=float, help="minimum seconds of timed calls per batch size (default 1.0)")
     parser.add_argument("--max-calls", type=int, help="maximum timed calls per batch size (default 100000)")
+    parser.add_argument("--processes", type=int,
+                        help="fresh worker processes that time each variant (default 10, 2 with --quick)")
     parser.add_argument("--build-timeout-s", type=float, help="seconds one variant's build may take (default 3600)")
     parser.add_argument("--measure-timeout-s", type=float, help="seconds one variant's measurement may take (default 900)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -94,7 +103,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 _RUN_FIELDS = (
     "data", "text_column", "label_column", "positive_label", "limit", "vocab_size", "seq_len",
     "batch_sizes", "variants", "out", "device", "threads", "seed", "quick", "warmup_calls",
-    "min_calls", "min_duration_s", "max_calls", "build_timeout_s", "measure_timeout_s",
+    "min_calls", "min_duration_s", "max_calls", "processes", "build_timeout_s", "measure_timeout_s",
 )
 
 
@@ -183,7 +192,7 @@ def command_fetch_data(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from bench.compare import add_compare_arguments
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bench",
         description="Build optimized variants of a text classifier and measure latency, "
         "throughput, memory, size and accuracy.",

@@ -69,6 +69,10 @@ class Metric:
 METRICS: dict[str, Metric] = {
     metric.name: metric
     for metric in (
+        Metric("latency.p1", "ms", True, "%", True, "quantile", 0.01,
+               "1st percentile latency without the run's fastest process: the model's speed "
+               "when nothing else slows it"),
+        Metric("latency.p10", "ms", True, "%", True, "quantile", 0.10, "10th percentile latency"),
         Metric("latency.p50", "ms", True, "%", True, "mann-whitney", 0.5, "median latency per call"),
         Metric("latency.p90", "ms", True, "%", True, "quantile", 0.90, "90th percentile latency"),
         Metric("latency.p99", "ms", True, "%", True, "quantile", 0.99, "99th percentile latency"),
@@ -85,7 +89,30 @@ METRICS: dict[str, Metric] = {
 }
 
 
+# A process that ran while the machine was briefly faster makes a run's lowest
+# calls, so p1 leaves out the fastest process of a run with this many or more.
+TRIM_FASTEST_FROM = 3
+
+
+def gate_samples(metric: Metric, latency: LatencyResult) -> list[float]:
+    """Return the calls that ``metric`` is computed and tested on.
+
+    For ``latency.p1`` these are the calls of every process but the one
+    with the lowest 1st percentile, when at least ``TRIM_FASTEST_FROM``
+    processes timed the model; for other metrics, all calls.
+    """
+    timings = latency.process_timings()
+    if metric.name != "latency.p1" or len(timings) < TRIM_FASTEST_FROM:
+        return latency.samples_s
+    fastest = min(range(len(timings)), key=lambda index: np.percentile(timings[index]["samples_s"], 1))
+    return [value for index, timing in enumerate(timings) if index != fastest for value in timing["samples_s"]]
+
+
 def _latency_value(metric: Metric, latency: LatencyResult) -> float:
+    if metric.name == "latency.p1":
+        return float(np.percentile(gate_samples(metric, latency), 1) * 1000.0)
+    if metric.name == "latency.p10":
+        return latency.percentile_ms(10)
     values = {
         "latency.p50": latency.p50_ms,
         "latency.p90": latency.p90_ms,
@@ -112,12 +139,15 @@ def _model_value(metric: Metric, model: ModelResult) -> Optional[float]:
 # ---------------------------------------------------------------------------
 # Thresholds
 
+# The latency gate checks the fastest calls, because other programs on a
+# shared machine only ever add time to calls. docs/ci.md gives the measurements.
 DEFAULT_THRESHOLDS = (
-    "latency.p50:10%",
-    # The 99th percentile rests on about 1% of the calls, so it moves more
-    # between runs than the median does.
-    "latency.p99:25%",
-    "throughput:10%",
+    "latency.p1:5%",
+    # Listed as off so that the report names them. Turn them on where the
+    # machine is quiet, for example latency.p50:10% on a dedicated runner.
+    "latency.p50:off",
+    "latency.p99:off",
+    "throughput:off",
     # File sizes are deterministic for a given architecture and converter,
     # and the gzip size moves slightly with the trained weight values.
     "size.raw:1%",
@@ -337,18 +367,20 @@ def quantile_test(
     slower: bool,
     alpha: float = ALPHA,
 ) -> TestOutcome:
-    """Test whether the new calls exceed a high quantile more (or less) often.
+    """Test whether the new calls exceed a quantile more (or less) often.
 
-    A tail regression can leave the median alone, so a rank test of the
-    whole distribution would miss it. Instead the calls of both runs are
-    pooled, each run's calls above the pooled ``quantile`` are counted, and
-    Fisher's exact test checks the 2x2 table of (run, above or not). Under
-    "no change" the split of those calls between the runs is
-    hypergeometric, so the test is exact for independent calls.
+    A change in one part of the distribution can leave the rest alone: a
+    tail regression moves p99 but not the median, and a slower model under
+    bursts of outside load moves p10 more clearly than the median. So the
+    calls of both runs are pooled, each run's calls above the pooled
+    ``quantile`` are counted, and Fisher's exact test checks the 2x2 table
+    of (run, above or not). Under "no change" the split of those calls
+    between the runs is hypergeometric, so the test is exact for
+    independent calls.
 
-    With k calls above the pooled quantile the smallest attainable p-value
-    is about 2^-k for runs of equal length, so a p99 test at alpha 0.001
-    needs about 500 calls per run.
+    With k calls on the rarer side of the pooled quantile the smallest
+    attainable p-value is about 2^-k for runs of equal length, so a p99
+    test at alpha 0.001 needs about 500 calls per run.
     """
     percentile = f"p{quantile * 100:g}"
     name = f"{percentile} exceedance, Fisher exact"
@@ -373,9 +405,9 @@ def quantile_test(
     extreme = min(above, new.size) if slower else max(0, above - baseline.size)
     smallest_p = float(distribution.pmf(extreme))
     if smallest_p >= alpha:
-        # k calls above the cut, split evenly, reach p of about 2^-k at best.
-        calls_above = math.ceil(math.log2(1 / alpha))
-        needed = math.ceil(calls_above / (2 * (1 - quantile)) - _LIMIT_TOLERANCE)
+        # k calls on the rarer side of the cut, split evenly, reach p of about 2^-k at best.
+        rarer_calls = math.ceil(math.log2(1 / alpha))
+        needed = math.ceil(rarer_calls / (2 * min(quantile, 1 - quantile)) - _LIMIT_TOLERANCE)
         return TestOutcome(
             name, alternative, alpha,
             problem=f"too few samples for a {percentile} test ({sizes}, {above} above the "
@@ -488,7 +520,9 @@ def compare_latency_metric(
     new_value = _latency_value(metric, new)
     change = metric_change(metric, baseline_value, new_value)
     slower = _worsening(metric, change) > 0
-    test = _significance_test(metric, baseline.samples_s, new.samples_s, slower, alpha)
+    test = _significance_test(
+        metric, gate_samples(metric, baseline), gate_samples(metric, new), slower, alpha
+    )
     row = dict(
         model=model, batch_size=baseline.batch_size, metric=metric_name,
         baseline=baseline_value, new=new_value, change=change, threshold=threshold, test=test,
@@ -656,6 +690,7 @@ class ComparisonReport:
     # Blocking differences that --allow-env-mismatch let through.
     environment_differences: list[EnvironmentDifference] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how the figures were obtained, e.g. re-timing
 
     def rows_with(self, verdict: str) -> list[MetricComparison]:
         return [row for row in self.rows if row.verdict == verdict]
@@ -678,6 +713,22 @@ class ComparisonReport:
         return {verdict: len(self.rows_with(verdict)) for verdict in verdicts}
 
 
+def check_environments(
+    baseline: RunResult, new: RunResult, allow_env_mismatch: bool
+) -> list[EnvironmentDifference]:
+    """Return the blocking environment differences, or raise BenchError unless they are allowed."""
+    differences = environment_differences(baseline, new)
+    if differences and not allow_env_mismatch:
+        listed = "; ".join(difference.describe() for difference in differences)
+        raise BenchError(
+            f"cannot compare run {baseline.run_id} with run {new.run_id} because their "
+            f"environments differ: {listed}. Numbers from different environments do not "
+            "show a regression. Re-create the baseline in the new environment, or pass "
+            "--allow-env-mismatch to compare anyway with a warning."
+        )
+    return differences
+
+
 def compare_runs(
     baseline: RunResult,
     new: RunResult,
@@ -692,16 +743,7 @@ def compare_runs(
     blocking field, unless ``allow_env_mismatch`` is set; then the
     differences become warnings in the report.
     """
-    differences = environment_differences(baseline, new)
-    if differences and not allow_env_mismatch:
-        listed = "; ".join(difference.describe() for difference in differences)
-        raise BenchError(
-            f"cannot compare run {baseline.run_id} with run {new.run_id} because their "
-            f"environments differ: {listed}. Numbers from different environments do not "
-            "show a regression. Re-create the baseline in the new environment, or pass "
-            "--allow-env-mismatch to compare anyway with a warning."
-        )
-
+    differences = check_environments(baseline, new, allow_env_mismatch)
     report = ComparisonReport(baseline, new, thresholds, alpha, environment_differences=differences)
     report.warnings.extend(
         f"environments differ ({difference.describe()}); compared because of --allow-env-mismatch"
@@ -774,6 +816,16 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
         help="print and write the comparison but exit 0 even when a metric regressed",
     )
     parser.add_argument(
+        "--retime", action="store_true",
+        help="time both runs' artifacts again on this machine, alternating between the runs, and "
+        "compare that latency instead of the stored one; needs both run folders with artifacts",
+    )
+    parser.add_argument(
+        "--processes", type=int, metavar="N",
+        help="rounds of re-timing with --retime, one fresh process per model and run in each "
+        "(default: the new run's processes setting)",
+    )
+    parser.add_argument(
         "--allow-env-mismatch", action="store_true",
         help="compare runs whose CPU model, TensorFlow version, device, batch sizes or data "
         "differ, listing the differences as warnings",
@@ -818,10 +870,22 @@ def run_compare(args: argparse.Namespace) -> int:
 
     for spec in args.thresholds:
         parse_threshold(spec, SOURCE_COMMAND_LINE)  # fail before reading any file
+    if args.processes is not None and not args.retime:
+        raise BenchError("--processes applies to re-timing only; add --retime or leave it out")
     baseline = _load_run(args.baseline, "baseline")
     new = _load_run(args.new, "new")
     thresholds = resolve_thresholds(suite_threshold_specs(new), args.thresholds)
+    notes = []
+    if args.retime:
+        from bench.retime import retime_runs
+
+        # Fail on mismatched environments before minutes of re-timing.
+        check_environments(baseline, new, args.allow_env_mismatch)
+        processes = args.processes if args.processes is not None else int(new.suite.get("processes", 10))
+        baseline, new, summary = retime_runs(args.baseline, args.new, baseline, new, processes)
+        notes.append(summary)
     report = compare_runs(baseline, new, thresholds, allow_env_mismatch=args.allow_env_mismatch)
+    report.notes.extend(notes)
 
     text = "\n".join(format_comparison(report, str(args.baseline), str(args.new))) + "\n"
     sys.stdout.write(text)

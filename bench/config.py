@@ -22,6 +22,7 @@ QUICK_OVERRIDES = {
     "warmup_calls": 3,
     "min_calls": 20,
     "min_duration_s": 0.2,
+    "processes": 2,
 }
 QUICK_BASELINE_PARAMS = {"max_epochs": 8}
 
@@ -48,6 +49,7 @@ class SuiteConfig:
     min_calls: int = field(default=50, metadata={"help": "minimum timed calls per batch size"})
     min_duration_s: float = field(default=1.0, metadata={"help": "minimum seconds of timed calls per batch size"})
     max_calls: int = field(default=100_000, metadata={"help": "maximum timed calls per batch size"})
+    processes: int = field(default=10, metadata={"help": "fresh worker processes that time each variant, in rounds over the variants"})
     build_timeout_s: float = field(default=3600.0, metadata={"help": "seconds a variant's build may take"})
     measure_timeout_s: float = field(default=900.0, metadata={"help": "seconds a variant's measurement may take"})
     timeouts_s: dict[str, float] = field(default_factory=dict, metadata={"help": "per-variant limit for build and for measurement, overriding the two above"})
@@ -69,6 +71,7 @@ class SuiteConfig:
 
         _check_positive("min_calls", self.min_calls)
         _check_positive("max_calls", self.max_calls)
+        _check_positive("processes", self.processes)
         _check_positive("build_timeout_s", self.build_timeout_s)
         _check_positive("measure_timeout_s", self.measure_timeout_s)
         if self.warmup_calls < 0:
@@ -113,18 +116,8 @@ class SuiteConfig:
         return float(self.timeouts_s.get(variant, default))
 
     def timing_values(self) -> dict[str, Any]:
-        """Return the fields of bench.timing.TimingPlan for this suite.
-
-        Quick mode shortens a timing setting only where the suite kept its default.
-        """
-        defaults = {entry.name: entry.default for entry in dataclasses.fields(SuiteConfig)}
-        values = {}
-        for name in ("warmup_calls", "min_calls", "min_duration_s", "max_calls"):
-            value = getattr(self, name)
-            if self.quick and name in QUICK_OVERRIDES and value == defaults[name]:
-                value = QUICK_OVERRIDES[name]
-            values[name] = value
-        return values
+        """Return the fields of bench.timing.TimingPlan for this suite."""
+        return {name: getattr(self, name) for name in ("warmup_calls", "min_calls", "min_duration_s", "max_calls")}
 
     def effective_limit(self) -> Optional[int]:
         if self.limit is not None:
@@ -238,7 +231,10 @@ def check_keys(values: dict[str, Any], source: str) -> None:
 
 
 def make_config(values: dict[str, Any]) -> SuiteConfig:
+    """Build a suite from settings; quick mode shortens the timing settings that were not given."""
     check_keys(values, source="the suite configuration")
+    if values.get("quick") is True:
+        values = {**QUICK_OVERRIDES, **values}
     try:
         return SuiteConfig(**values)
     except TypeError as error:

@@ -15,11 +15,16 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any, Optional
+
+import numpy as np
 
 from bench.stats import summarize, throughput_per_s
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 lacks the per-process records, which load as empty lists.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 RESULTS_FILE = "results.json"
 
 STATUS_OK = "ok"
@@ -33,14 +38,22 @@ class ResultsError(Exception):
 
 
 @dataclass
+class ProcessTiming:
+    """What one fresh worker process contributed to a latency record."""
+
+    calls: int  # steady-state calls it timed: the next ``calls`` entries of samples_s
+    first_call_s: float  # its first call, including tracing or XLA compilation
+
+
+@dataclass
 class LatencyResult:
-    """Serving latency of one model at one batch size."""
+    """Serving latency of one model at one batch size, pooled over worker processes."""
 
     batch_size: int
     call_path: str  # the call that was timed, in words
-    first_call_s: float  # includes tracing or compilation; not in the statistics
-    warmup_s: list[float]  # warm-up calls; not in the statistics
-    samples_s: list[float]  # steady-state calls, one duration per call
+    first_call_s: float  # median over processes, tracing or compilation included
+    warmup_s: list[float]  # warm-up calls of every process, not in the statistics
+    samples_s: list[float]  # steady-state calls, process after process, one duration per call
     count: int
     mean_ms: float
     stdev_ms: float
@@ -50,6 +63,7 @@ class LatencyResult:
     p90_ms: float
     p99_ms: float
     throughput_per_s: float
+    processes: list[ProcessTiming] = field(default_factory=list)  # empty in version 1 files
 
     @classmethod
     def from_samples(
@@ -60,16 +74,55 @@ class LatencyResult:
         warmup_s: list[float],
         samples_s: list[float],
     ) -> "LatencyResult":
+        """Build the record of a single process's timing."""
+        return cls.from_processes(batch_size, call_path, [
+            {"first_call_s": first_call_s, "warmup_s": warmup_s, "samples_s": samples_s}
+        ])
+
+    @classmethod
+    def from_processes(cls, batch_size: int, call_path: str, timings: list[dict]) -> "LatencyResult":
+        """Pool the timings of several processes (dicts with first_call_s, warmup_s, samples_s)."""
+        if not timings:
+            raise ValueError("a latency record needs the timing of at least one process")
+        samples_s = [value for timing in timings for value in timing["samples_s"]]
         summary = summarize(samples_s)
         return cls(
             batch_size=batch_size,
             call_path=call_path,
-            first_call_s=first_call_s,
-            warmup_s=list(warmup_s),
-            samples_s=list(samples_s),
+            first_call_s=float(median([timing["first_call_s"] for timing in timings])),
+            warmup_s=[value for timing in timings for value in timing["warmup_s"]],
+            samples_s=samples_s,
             throughput_per_s=throughput_per_s(batch_size, summary.mean_ms),
+            processes=[ProcessTiming(len(timing["samples_s"]), timing["first_call_s"]) for timing in timings],
             **dataclasses.asdict(summary),
         )
+
+    def percentile_ms(self, percent: float) -> float:
+        """Return a percentile of the raw samples in milliseconds, as ``summarize`` computes them."""
+        return float(np.percentile(np.asarray(self.samples_s, dtype=np.float64), percent) * 1000.0)
+
+    def process_timings(self) -> list[dict]:
+        """Split the record back into per-process timings, as ``from_processes`` takes them.
+
+        Warm-up calls are split evenly, since every process made the same number.
+        A version 1 record counts as one process.
+        """
+        if not self.processes:
+            return [{"first_call_s": self.first_call_s, "warmup_s": self.warmup_s, "samples_s": self.samples_s}]
+        warmup_each = len(self.warmup_s) // len(self.processes)
+        timings, start = [], 0
+        for index, process in enumerate(self.processes):
+            timings.append({
+                "first_call_s": process.first_call_s,
+                "warmup_s": self.warmup_s[index * warmup_each : (index + 1) * warmup_each],
+                "samples_s": self.samples_s[start : start + process.calls],
+            })
+            start += process.calls
+        return timings
+
+    def add_process(self, timing: dict) -> "LatencyResult":
+        """Return this record with one more process's timing pooled in."""
+        return LatencyResult.from_processes(self.batch_size, self.call_path, [*self.process_timings(), timing])
 
 
 @dataclass
@@ -121,7 +174,8 @@ class ModelResult:
     device: Optional[str] = None
     threads: Optional[int] = None  # None: the runtime's default
     build_time_s: Optional[float] = None
-    load_time_s: Optional[float] = None
+    load_time_s: Optional[float] = None  # median of load_times_s
+    load_times_s: list[float] = field(default_factory=list)  # one per measuring process
     size: Optional[SizeResult] = None
     accuracy: Optional[AccuracyResult] = None
     memory: Optional[MemoryResult] = None
@@ -137,6 +191,11 @@ class ModelResult:
     @property
     def ok(self) -> bool:
         return self.status == STATUS_OK
+
+    @property
+    def processes_measured(self) -> int:
+        """How many worker processes timed this model (a version 1 record counts one)."""
+        return len(self.load_times_s) or (1 if self.latency else 0)
 
     def latency_for(self, batch_size: int) -> Optional[LatencyResult]:
         return next((entry for entry in self.latency if entry.batch_size == batch_size), None)
@@ -218,10 +277,10 @@ class RunResult:
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> "RunResult":
         version = payload.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS or isinstance(version, bool):
             raise ResultsError(
                 f"results schema version {version!r} is not supported; this tool reads "
-                f"version {SCHEMA_VERSION}. Re-run the suite with this version of the tool."
+                f"versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))}. Re-run the suite with this version of the tool."
             )
         return _build(cls, payload)
 

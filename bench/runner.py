@@ -7,6 +7,7 @@ import gzip
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -134,6 +135,30 @@ def worker_env(device: str) -> dict[str, str]:
     return env
 
 
+def measure_spec(
+    config: SuiteConfig, variant: str, artifact_dir: Path, splits_path: Path, seq_len: int,
+    result_path: Path, evaluate: bool,
+) -> dict:
+    """Return the spec of a measuring worker (``python -m bench.worker``).
+
+    With ``evaluate`` false the worker only times the model, as the later
+    processes of a run and re-timing do.
+    """
+    return {
+        "stage": "measure",
+        "variant": variant,
+        "result_path": str(result_path),
+        "artifact_dir": str(artifact_dir),
+        "splits_path": str(splits_path),
+        "batch_sizes": config.batch_sizes,
+        "seq_len": seq_len,
+        "threads": config.threads,
+        "device": config.device,
+        "timing": config.timing_values(),
+        "evaluate": evaluate,
+    }
+
+
 class Runner:
     """Run a suite into ``run_dir``, writing results.json after every model."""
 
@@ -210,6 +235,45 @@ class Runner:
             self.save()
             summary = record.status if record.ok else f"{record.status}: {record.failure.message if record.failure else ''}"
             log.info("variant %s finished in %.0f s (%s)", name, time.perf_counter() - started, summary)
+        self.run_timing_rounds()
+
+    def run_timing_rounds(self) -> None:
+        """Time every measured variant again in fresh processes, one round over all variants at a time.
+
+        Load from other tenants of a shared machine comes in bursts that
+        last from a tenth of a second to several seconds and slow every call
+        made meanwhile. Spreading each variant's processes over the whole
+        measuring phase lets such a burst touch a small share of any
+        variant's calls, instead of all calls of the unlucky one.
+        """
+        wanted = self.config.processes
+        for process in range(2, wanted + 1):
+            due = [
+                model for name in self.config.variants
+                if (model := self.result.model(name)) is not None and model.ok and model.processes_measured < process
+            ]
+            if not due:
+                continue
+            log.info("timing round %d/%d: %s", process, wanted, ", ".join(model.name for model in due))
+            for model in due:
+                self._time_again(model, process, wanted)
+                self.save()
+
+    def _time_again(self, model: ModelResult, process: int, wanted: int) -> None:
+        artifact_dir = self.run_dir / "artifacts" / model.name
+        log_path = self.run_dir / "logs" / f"{model.name}.log"
+        outcome = self._measure(model.name, artifact_dir, log_path, evaluate=False)
+        if outcome.result is None:
+            # The processes timed so far stay in the record, and the failure names the one that broke.
+            model.status = STATUS_FAILED
+            model.failure = self._failure("measure", outcome, log_path)
+            model.failure.message = f"timing process {process} of {wanted} failed: {model.failure.message}"
+            log.warning("%s: %s", model.name, model.failure.message)
+            return
+        model.load_times_s.append(outcome.result["load_time_s"])
+        model.load_time_s = statistics.median(model.load_times_s)
+        timings = {entry["batch_size"]: entry for entry in outcome.result["latency"]}
+        model.latency = [entry.add_process(timings[entry.batch_size]) for entry in model.latency]
 
     def run_variant(self, name: str) -> ModelResult:
         spec = VARIANTS[name]
@@ -297,22 +361,11 @@ class Runner:
             self.config.timeout_for(name, "build"), f"{name} build", self.env,
         )
 
-    def _measure(self, name: str, artifact_dir: Path, log_path: Path) -> WorkerOutcome:
-        # TODO: time each variant in several worker processes and pool them.
-        # One process's median differs from the next by up to a quarter for
-        # Keras models, which keeps bench compare's false alarms well above 1 %.
-        spec = {
-            "stage": "measure",
-            "variant": name,
-            "result_path": str(self.run_dir / "work" / f"{name}.measure.json"),
-            "artifact_dir": str(artifact_dir),
-            "splits_path": str(self.splits_path),
-            "batch_sizes": self.config.batch_sizes,
-            "seq_len": self.result.data.seq_len,
-            "threads": self.config.threads,
-            "device": self.config.device,
-            "timing": self.config.timing_values(),
-        }
+    def _measure(self, name: str, artifact_dir: Path, log_path: Path, evaluate: bool = True) -> WorkerOutcome:
+        spec = measure_spec(
+            self.config, name, artifact_dir, self.splits_path, self.result.data.seq_len,
+            self.run_dir / "work" / f"{name}.measure.json", evaluate,
+        )
         return run_worker(
             spec, self.run_dir / "work" / f"{name}.measure.spec.json", log_path,
             self.config.timeout_for(name, "measure"), f"{name} measure", self.env,
@@ -320,9 +373,13 @@ class Runner:
 
     def _fill_measurement(self, record: ModelResult, measured: dict) -> None:
         record.load_time_s = measured["load_time_s"]
+        record.load_times_s = [measured["load_time_s"]]
         record.accuracy = AccuracyResult(**measured["accuracy"])
         record.memory = MemoryResult(**measured["memory"])
-        record.latency = [LatencyResult.from_samples(**entry) for entry in measured["latency"]]
+        record.latency = [
+            LatencyResult.from_processes(entry["batch_size"], entry["call_path"], [entry])
+            for entry in measured["latency"]
+        ]
 
     # -- the whole run ---------------------------------------------------------
 

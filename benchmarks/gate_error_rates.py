@@ -1,26 +1,36 @@
 """Measure the error rates of the ``bench compare`` latency gate on this machine.
 
-The script serves one built artifact of a finished run in many fresh worker
-processes. Each worker runs the harness's own measurement (``bench.worker``
-with the run's timing plan). Pairs of sample sets are then judged by the
+The script serves built artifacts of a finished run in many fresh worker
+processes, each timing the model the way the harness does (``bench.worker``
+with the run's timing plan). Some processes serve the plain model; the others
+busy-wait an extra ``--slowdown`` share of the median call after each call.
+
+A run of the harness pools the calls of several processes per variant
+(``processes`` in the suite), timed in rounds over all variants. The script
+forms such runs from its pool of processes and judges pairs of them with the
 decision function of ``bench compare`` (``bench.compare.compare_latency``):
 
-- false alarms: two plain measurements (A/A) that the gate calls regressed;
-- detection: a plain measurement against one whose serving call busy-waits
-  an extra ``--slowdown`` times the median call (A/B) after each call,
-  which the gate should call regressed.
+- false alarms: two runs of plain processes (A/A) that the gate calls regressed;
+- detection: a plain run against one of slowed processes (A/B), which the gate
+  should call regressed.
 
-Each round measures A1, A2 and B in a shuffled order, so that drift of the
-machine over time hits both kinds of pairs alike. Rates come with exact
-(Clopper-Pearson) 95% confidence intervals.
+A suite-level pair counts as flagged when any row of any variant regressed,
+which is when ``bench compare`` exits 1.
 
-    python benchmarks/gate_error_rates.py reports/latest --rounds 100
+Every round measures each variant three times (two plain processes and one
+slowed), in a shuffled order, so drift of the machine over time touches both
+kinds of pairs alike and every run's processes spread over the whole
+measuring time, as in the harness. The pairs are drawn from that pool at
+random (disjoint processes within a pair), so they are not independent: the
+script also judges one split of the pool into disjoint pairs and gives exact
+(Clopper-Pearson) 95% confidence intervals for that split.
 
-``--samples FILE`` saves every sample set after each round, and ``--reuse FILE``
-judges saved sets again (for example with other ``--threshold`` values) without
-measuring. This is a proof script, not a test. On a 2-core machine a round
-of the quick baseline Keras artifact took 23 to 37 s, and calibration takes
-three more measurements.
+    python benchmarks/gate_error_rates.py reports/latest --variant baseline \\
+        --variant tflite-float32 --rounds 30 --samples pool.json
+    python benchmarks/gate_error_rates.py --reuse pool.json --threshold latency.p50:5%
+
+``--samples FILE`` saves the pool after each round; ``--reuse FILE`` judges a
+saved pool again without measuring. This is a proof script, not a test.
 """
 
 from __future__ import annotations
@@ -45,18 +55,17 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.compare import (  # noqa: E402
     ALPHA,
     METRICS,
-    VERDICT_IMPROVED,
     VERDICT_REGRESSED,
     compare_latency,
     resolve_thresholds,
 )
 from bench.errors import BenchError  # noqa: E402
 from bench.results import LatencyResult, ResultsError, RunResult  # noqa: E402
-from bench.timing import TimingPlan  # noqa: E402
 
-CALIBRATION_SETS = 3
+CALIBRATION_PROCESSES = 3
 WORKER_TIMEOUT_S = 600
 CONFIDENCE = 0.95
+PLAIN, SLOWED = "plain", "slowed"
 
 
 # ---------------------------------------------------------------------------
@@ -103,29 +112,20 @@ def run_child(spec_path: str, extra_s_by_batch: dict[int, float]) -> int:
 
 
 # ---------------------------------------------------------------------------
-# The parent: run children, pair their sample sets, apply the gate
+# Measuring the pool
 
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
     run_dir: Path
     variant: str
-    spec: dict  # a "measure" spec for bench.worker, as the runner writes it, less result_path
+    spec: dict  # a timing-only "measure" spec for bench.worker, less result_path
     batch_sizes: list[int]
 
 
-def timing_plan(suite: dict) -> TimingPlan:
-    """Return the run's timing plan, with quick mode applied as the runner applies it."""
+def prepare(run: RunResult, run_dir: Path, variant: str) -> Setup:
     from bench.config import make_config
 
-    return TimingPlan(**make_config(suite).timing_values())
-
-
-def prepare(run_dir: Path, variant: str) -> Setup:
-    try:
-        run = RunResult.load(run_dir)
-    except ResultsError as error:
-        raise BenchError(f"cannot read the run at {run_dir}: {error}") from None
     model = run.model(variant)
     if model is None or not model.ok:
         names = ", ".join(entry.name for entry in run.models if entry.ok) or "none"
@@ -133,7 +133,6 @@ def prepare(run_dir: Path, variant: str) -> Setup:
     if run.data is None:
         raise BenchError(f"the run at {run_dir} has no data record")
     batch_sizes = [entry.batch_size for entry in model.latency]
-    plan = timing_plan(run.suite)
     spec = {
         "stage": "measure",
         "variant": variant,
@@ -143,13 +142,14 @@ def prepare(run_dir: Path, variant: str) -> Setup:
         "seq_len": run.data.seq_len,
         "threads": run.suite.get("threads"),
         "device": run.suite.get("device", "cpu"),
-        "timing": dataclasses.asdict(plan),
+        "timing": make_config(run.suite).timing_values(),
+        "evaluate": False,
     }
     return Setup(run_dir, variant, spec, batch_sizes)
 
 
-def measure(setup: Setup, work_dir: Path, extra_s_by_batch: dict[int, float]) -> dict[int, list[float]]:
-    """Run one fresh worker and return its steady-state samples per batch size."""
+def measure(setup: Setup, work_dir: Path, extra_s_by_batch: dict[int, float]) -> dict[str, dict]:
+    """Run one fresh worker; return its timing per batch size (keys are strings, as in JSON)."""
     from bench.runner import worker_env
 
     spec_path = work_dir / "spec.json"
@@ -168,46 +168,209 @@ def measure(setup: Setup, work_dir: Path, extra_s_by_batch: dict[int, float]) ->
             f"the end of its standard error:\n{completed.stderr[-3000:]}"
         )
     result = json.loads(result_path.read_text())
-    return {entry["batch_size"]: entry["samples_s"] for entry in result["latency"]}
+    return {
+        str(entry["batch_size"]): {key: entry[key] for key in ("first_call_s", "warmup_s", "samples_s")}
+        for entry in result["latency"]
+    }
 
 
-def latency(batch_size: int, samples_s: list[float]) -> LatencyResult:
-    return LatencyResult.from_samples(batch_size, "measured", 0.0, [], samples_s)
+def _write_json(path: Path, payload: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload))
+    os.replace(temporary, path)
+
+
+def measure_pool(
+    run_dir: Path, variants: list[str], rounds: int, slowdown: float, seed: int,
+    samples_path: Optional[Path], log,
+) -> dict:
+    """Calibrate each variant's slowdown, then measure ``rounds`` rounds of the pool.
+
+    With ``samples_path`` the pool is saved after every round, so an
+    interrupted measurement keeps what it measured.
+    """
+    try:
+        run = RunResult.load(run_dir)
+    except ResultsError as error:
+        raise BenchError(f"cannot read the run at {run_dir}: {error}") from None
+    from bench.config import make_config
+
+    setups = {variant: prepare(run, run_dir, variant) for variant in variants}
+    rng = random.Random(seed)
+    pool = {
+        "run_dir": str(run_dir),
+        "processes": make_config(run.suite).processes,
+        "timing": next(iter(setups.values())).spec["timing"],
+        "slowdown": slowdown,
+        "variants": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="gate-error-rates-") as folder:
+        work_dir = Path(folder)
+        for variant, setup in setups.items():
+            log(f"{variant}: calibrating with {CALIBRATION_PROCESSES} plain processes")
+            medians: dict[str, list[float]] = {str(size): [] for size in setup.batch_sizes}
+            for _ in range(CALIBRATION_PROCESSES):
+                for size, timing in measure(setup, work_dir, {}).items():
+                    medians[size].append(float(np.median(timing["samples_s"])))
+            pool["variants"][variant] = {
+                "extra_s": {size: slowdown * float(np.median(values)) for size, values in medians.items()},
+                PLAIN: [],
+                SLOWED: [],
+            }
+
+        started = time.monotonic()
+        for index in range(rounds):
+            jobs = [(variant, role) for variant in variants for role in (PLAIN, PLAIN, SLOWED)]
+            rng.shuffle(jobs)
+            for variant, role in jobs:
+                entry = pool["variants"][variant]
+                extra = {int(size): value for size, value in entry["extra_s"].items()} if role == SLOWED else {}
+                timings = measure(setups[variant], work_dir, extra)
+                # The 1-minute load average includes this script's own worker (about 1).
+                entry[role].append({
+                    "round": index,
+                    "minute": round((time.monotonic() - started) / 60, 2),
+                    "load": round(os.getloadavg()[0], 2),
+                    "timings": timings,
+                })
+            if samples_path is not None:
+                _write_json(samples_path, pool)
+            elapsed = time.monotonic() - started
+            log(f"round {index + 1}/{rounds} done, {elapsed / (index + 1):.0f} s per round")
+    return pool
+
+
+# ---------------------------------------------------------------------------
+# Judging pairs of runs formed from the pool
+
+
+def pooled_latency(processes: list[dict], batch_size: str) -> LatencyResult:
+    timings = [process["timings"][batch_size] for process in processes]
+    return LatencyResult.from_processes(int(batch_size), "measured", timings)
 
 
 @dataclasses.dataclass
 class Tally:
-    """How often the gate flagged pairs, overall and per (metric, batch size)."""
+    """How often the gate flagged pairs, per variant and for the whole suite."""
 
     pairs: int = 0
-    flagged: int = 0  # pairs where at least one row regressed: bench compare exits 1
-    improved: int = 0  # pairs where at least one row improved
+    suite_flagged: int = 0  # pairs where some row of some variant regressed: bench compare exits 1
+    flagged: dict[str, int] = dataclasses.field(default_factory=dict)
     by_row: dict[str, int] = dataclasses.field(default_factory=dict)
-    p50_changes: list[float] = dataclasses.field(default_factory=list)
+    changes: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
-    def add(self, rows) -> None:
+    def add(self, rows_by_variant: dict[str, list]) -> None:
         self.pairs += 1
-        self.flagged += any(row.verdict == VERDICT_REGRESSED for row in rows)
-        self.improved += any(row.verdict == VERDICT_IMPROVED for row in rows)
-        for row in rows:
-            key = f"{row.metric} b{row.batch_size}"
-            self.by_row.setdefault(key, 0)
-            self.by_row[key] += row.verdict == VERDICT_REGRESSED
-            if row.metric == "latency.p50":
-                self.p50_changes.append(row.change)
+        any_flag = False
+        for variant, rows in rows_by_variant.items():
+            regressed = any(row.verdict == VERDICT_REGRESSED for row in rows)
+            any_flag |= regressed
+            self.flagged[variant] = self.flagged.get(variant, 0) + regressed
+            for row in rows:
+                key = f"{variant} {row.metric} b{row.batch_size}"
+                self.by_row[key] = self.by_row.get(key, 0) + (row.verdict == VERDICT_REGRESSED)
+                self.changes.setdefault(key, []).append(row.change)
+        self.suite_flagged += any_flag
 
 
-def judge(pair_sets: list[tuple[dict, dict]], variant: str, thresholds) -> Tally:
-    tally = Tally()
-    for baseline_sets, new_sets in pair_sets:
+def judge_pair(pool: dict, picks: dict[str, tuple[list[dict], list[dict]]], thresholds) -> dict[str, list]:
+    rows_by_variant = {}
+    for variant, (baseline, new) in picks.items():
         rows = []
-        for batch_size, baseline_samples in baseline_sets.items():
+        for size in pool["variants"][variant]["extra_s"]:
             rows += compare_latency(
-                variant, latency(batch_size, baseline_samples),
-                latency(batch_size, new_sets[batch_size]), thresholds, ALPHA,
+                variant, pooled_latency(baseline, size), pooled_latency(new, size), thresholds, ALPHA
             )
-        tally.add(rows)
-    return tally
+        rows_by_variant[variant] = rows
+    return rows_by_variant
+
+
+def _by_round(entry: dict) -> list[tuple[dict, dict, dict]]:
+    """Group a variant's processes by round: (first plain, second plain, slowed).
+
+    Every round appends two plain processes and one slowed process per variant.
+    """
+    plain, slowed = entry[PLAIN], entry[SLOWED]
+    return [(plain[2 * index], plain[2 * index + 1], slowed[index]) for index in range(len(slowed))]
+
+
+def _draw(pool: dict, processes: int, rng: random.Random, retimed: bool) -> tuple[dict, dict]:
+    """Draw one A/A and one A/B pair of runs per variant.
+
+    Stored: each run takes processes from anywhere in the pool, as a baseline
+    measured at another time would. Re-timed: both runs take their processes
+    from the same rounds, as ``bench compare --retime`` measures them.
+    """
+    aa, ab = {}, {}
+    for variant, entry in pool["variants"].items():
+        if retimed:
+            rounds = rng.sample(_by_round(entry), processes)
+            first, second = [], []
+            for plain_one, plain_two, _ in rounds:
+                pair = [plain_one, plain_two]
+                rng.shuffle(pair)
+                first.append(pair[0])
+                second.append(pair[1])
+            aa[variant] = (first, second)
+            ab[variant] = (first, [slowed for _, _, slowed in rounds])
+        else:
+            plain = rng.sample(entry[PLAIN], 2 * processes)
+            aa[variant] = (plain[:processes], plain[processes:])
+            ab[variant] = (plain[:processes], rng.sample(entry[SLOWED], processes))
+    return aa, ab
+
+
+def resampled_tallies(
+    pool: dict, processes: int, pairs: int, thresholds, seed: int, retimed: bool
+) -> tuple[Tally, Tally]:
+    """Judge ``pairs`` random A/A and A/B pairs of runs of ``processes`` processes each."""
+    rng = random.Random(seed)
+    false_alarms, detections = Tally(), Tally()
+    for _ in range(pairs):
+        aa, ab = _draw(pool, processes, rng, retimed)
+        false_alarms.add(judge_pair(pool, aa, thresholds))
+        detections.add(judge_pair(pool, ab, thresholds))
+    return false_alarms, detections
+
+
+def disjoint_tallies(pool: dict, processes: int, thresholds, seed: int, retimed: bool) -> tuple[Tally, Tally]:
+    """Judge one split of the pool into pairs that share no process (re-timed: no round)."""
+    rng = random.Random(seed)
+    false_alarms, detections = Tally(), Tally()
+    if retimed:
+        grouped = {variant: rng.sample(_by_round(entry), len(entry[SLOWED])) for variant, entry in pool["variants"].items()}
+        count = min(len(rounds) for rounds in grouped.values()) // processes
+        for index in range(count):
+            part = slice(index * processes, (index + 1) * processes)
+            rounds = {variant: values[part] for variant, values in grouped.items()}
+            false_alarms.add(judge_pair(pool, {
+                variant: ([one for one, _, _ in chosen], [two for _, two, _ in chosen]) for variant, chosen in rounds.items()
+            }, thresholds))
+            detections.add(judge_pair(pool, {
+                variant: ([one for one, _, _ in chosen], [slowed for _, _, slowed in chosen]) for variant, chosen in rounds.items()
+            }, thresholds))
+        return false_alarms, detections
+
+    shuffled = {
+        variant: (rng.sample(entry[PLAIN], len(entry[PLAIN])), rng.sample(entry[SLOWED], len(entry[SLOWED])))
+        for variant, entry in pool["variants"].items()
+    }
+    # Each A/A pair takes 2k plain processes, and each A/B pair k plain and k slowed.
+    aa_pairs = min(len(plain) // (2 * processes) for plain, _ in shuffled.values())
+    ab_pairs = min(min(len(plain), len(slowed)) // processes for plain, slowed in shuffled.values())
+    for index in range(aa_pairs):
+        low, middle, high = 2 * index * processes, (2 * index + 1) * processes, (2 * index + 2) * processes
+        false_alarms.add(judge_pair(
+            pool, {variant: (plain[low:middle], plain[middle:high]) for variant, (plain, _) in shuffled.items()},
+            thresholds,
+        ))
+    for index in range(ab_pairs):
+        part = slice(index * processes, (index + 1) * processes)
+        detections.add(judge_pair(
+            pool, {variant: (plain[part], slowed[part]) for variant, (plain, slowed) in shuffled.items()},
+            thresholds,
+        ))
+    return false_alarms, detections
 
 
 def interval(successes: int, trials: int) -> tuple[float, float]:
@@ -219,125 +382,98 @@ def interval(successes: int, trials: int) -> tuple[float, float]:
     return (result.low, result.high)
 
 
-def rate_line(label: str, successes: int, trials: int) -> str:
-    low, high = interval(successes, trials)
-    rate = successes / trials if trials else float("nan")
-    return (f"{label}: {successes}/{trials} = {100 * rate:.1f}% "
-            f"({CONFIDENCE:.0%} CI {100 * low:.1f}% to {100 * high:.1f}%)")
+def rate_text(successes: int, trials: int, with_interval: bool = False) -> str:
+    rate = 100 * successes / trials if trials else float("nan")
+    text = f"{successes}/{trials} = {rate:.1f}%"
+    if with_interval:
+        low, high = interval(successes, trials)
+        text += f" ({CONFIDENCE:.0%} CI {100 * low:.1f}% to {100 * high:.1f}%)"
+    return text
 
 
-def report_lines(measured: dict, thresholds) -> list[str]:
-    rounds = measured["rounds"]
-    variant = measured["variant"]
-    false_alarms = judge([(entry["a1"], entry["a2"]) for entry in rounds], variant, thresholds)
-    detections = judge([(entry["a1"], entry["b"]) for entry in rounds], variant, thresholds)
-    checked = ", ".join(t.spec for t in thresholds.values()
-                        if METRICS[t.metric].per_batch_size and t.limit is not None)
-    changes = np.abs(np.array(false_alarms.p50_changes))
-    loads = [entry["load"] for entry in rounds]
+def _mode_lines(pool: dict, processes: int, pairs: int, thresholds, seed: int, retimed: bool, title: str) -> list[str]:
+    variants = pool["variants"]
+    false_alarms, detections = resampled_tallies(pool, processes, pairs, thresholds, seed, retimed)
     lines = [
-        f"variant {variant} of {measured['run_dir']}, batch sizes {measured['batch_sizes']}",
-        f"timing plan {measured['timing']}",
-        f"injected slowdown {100 * measured['slowdown']:g}% of the median call: "
-        + ", ".join(f"b{size} +{1e6 * extra:.0f} µs" for size, extra in measured["extra_s"].items()),
-        f"gate: {checked}; alpha {ALPHA:g}",
-        f"1-minute load average after each round: median {np.median(loads):.2f}, "
-        f"max {np.max(loads):.2f} (this script's worker adds about 1)",
-        "",
-        rate_line("false alarms (A/A pairs with a regressed row)", false_alarms.flagged,
-                  false_alarms.pairs),
-        rate_line("detection (A/B pairs with a regressed row)", detections.flagged, detections.pairs),
-        "",
-        "per row, regressed in A/A and in A/B pairs:",
+        f"{title}",
+        f"  {pairs} random pairs (pairs share processes, so no interval):",
+        f"    false alarms, whole suite: {rate_text(false_alarms.suite_flagged, pairs)}",
+        f"    detection, whole suite:    {rate_text(detections.suite_flagged, pairs)}",
     ]
-    for key in false_alarms.by_row:
-        lines.append(f"  {key:<18} A/A {false_alarms.by_row[key]:>3}/{false_alarms.pairs}   "
-                     f"A/B {detections.by_row[key]:>3}/{detections.pairs}")
-    if changes.size:
-        lines += [
-            "",
-            "A/A |change| of latency.p50 over all batch sizes: median "
-            f"{np.median(changes):.1f}%, 95th percentile {np.percentile(changes, 95):.1f}%, "
-            f"max {changes.max():.1f}%",
-        ]
+    for variant in variants:
+        lines.append(f"    {variant}: false alarms {rate_text(false_alarms.flagged[variant], pairs)}, "
+                     f"detection {rate_text(detections.flagged[variant], pairs)}")
+    lines.append("    per row, regressed in A/A and A/B pairs; A/A |change| median / 99th percentile:")
+    for key, count in false_alarms.by_row.items():
+        changes = np.abs(np.array(false_alarms.changes[key]))
+        lines.append(f"      {key:<34} A/A {count:>4}/{pairs}  A/B {detections.by_row[key]:>4}/{pairs}  "
+                     f"|change| {np.median(changes):.1f}% / {np.percentile(changes, 99):.1f}%")
+    disjoint_aa, disjoint_ab = disjoint_tallies(pool, processes, thresholds, seed, retimed)
+    lines += [
+        "  one split of the pool into pairs that share no process:",
+        f"    false alarms, whole suite: {rate_text(disjoint_aa.suite_flagged, disjoint_aa.pairs, True)}",
+        f"    detection, whole suite:    {rate_text(disjoint_ab.suite_flagged, disjoint_ab.pairs, True)}",
+        "",
+    ]
     return lines
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload))
-    os.replace(temporary, path)
+def report_lines(pool: dict, processes: int, pairs: int, thresholds, seed: int) -> list[str]:
+    variants = pool["variants"]
+    rounds = min(len(entry[SLOWED]) for entry in variants.values())
+    if rounds < processes:
+        raise BenchError(
+            f"the pool holds {rounds} rounds, too few for pairs of runs of {processes} processes; "
+            "measure more rounds or pass a smaller --processes"
+        )
+    checked = ", ".join(t.spec for t in thresholds.values()
+                        if METRICS[t.metric].per_batch_size and t.limit is not None)
+    loads = [process["load"] for entry in variants.values() for process in entry[PLAIN] + entry[SLOWED]]
+    minutes = max(process["minute"] for entry in variants.values() for process in entry[PLAIN] + entry[SLOWED])
+    lines = [
+        f"run {pool['run_dir']}; timing plan {pool['timing']}",
+        f"pool: {', '.join(f'{name} {len(entry[PLAIN])} plain + {len(entry[SLOWED])} slowed' for name, entry in variants.items())} "
+        f"processes, measured over {minutes:.0f} minutes",
+        f"injected slowdown {100 * pool['slowdown']:g}% of the median call: "
+        + "; ".join(f"{name} " + ", ".join(f"b{size} +{1e6 * extra:.0f} µs" for size, extra in entry["extra_s"].items())
+                    for name, entry in variants.items()),
+        f"runs of {processes} processes each; gate: {checked}; alpha {ALPHA:g}",
+        f"1-minute load average after each process: median {np.median(loads):.2f}, max {np.max(loads):.2f} "
+        "(this script's worker adds about 1)",
+        "",
+    ]
+    for retimed, title in (
+        (False, "stored baseline: each run's processes drawn from anywhere in the pool"),
+        (True, "re-timed (bench compare --retime): both runs' processes drawn from the same rounds"),
+    ):
+        lines += _mode_lines(pool, processes, pairs, thresholds, seed, retimed, title)
+    return lines
 
 
-def measure_rounds(
-    setup: Setup, rounds: int, slowdown: float, seed: int, samples_path: Optional[Path], log
-) -> dict:
-    """Calibrate the slowdown, then measure ``rounds`` rounds of A1, A2 and B.
-
-    With ``samples_path`` the sample sets are saved after every round, so an
-    interrupted measurement keeps what it measured.
-    """
-    rng = random.Random(seed)
-    with tempfile.TemporaryDirectory(prefix="gate-error-rates-") as folder:
-        work_dir = Path(folder)
-
-        log(f"calibrating with {CALIBRATION_SETS} plain measurements")
-        medians: dict[int, list[float]] = {size: [] for size in setup.batch_sizes}
-        for _ in range(CALIBRATION_SETS):
-            for size, samples in measure(setup, work_dir, {}).items():
-                medians[size].append(float(np.median(samples)))
-        extra_s = {size: slowdown * float(np.median(values)) for size, values in medians.items()}
-
-        measured = {
-            "run_dir": str(setup.run_dir),
-            "variant": setup.variant,
-            "batch_sizes": setup.batch_sizes,
-            "timing": setup.spec["timing"],
-            "slowdown": slowdown,
-            "extra_s": {str(size): value for size, value in extra_s.items()},
-            "rounds": [],
-        }
-        started = time.monotonic()
-        for index in range(rounds):
-            order = ["a1", "a2", "b"]
-            rng.shuffle(order)
-            entry = {}
-            for role in order:
-                entry[role] = measure(setup, work_dir, extra_s if role == "b" else {})
-            # The 1-minute load average includes this script's own worker (about 1).
-            entry["load"] = round(os.getloadavg()[0], 2)
-            measured["rounds"].append(entry)
-            if samples_path is not None:
-                _write_json(samples_path, measured)
-            elapsed = time.monotonic() - started
-            log(f"round {index + 1}/{rounds} done, {elapsed / (index + 1):.1f} s per round")
-    return measured
-
-
-def _restore_keys(measured: dict) -> dict:
-    """Turn the batch-size keys that JSON made strings back into integers."""
-    for entry in measured["rounds"]:
-        for role in ("a1", "a2", "b"):
-            entry[role] = {int(size): samples for size, samples in entry[role].items()}
-    return measured
+# ---------------------------------------------------------------------------
+# Command line
 
 
 def parse_arguments(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, nargs="?", default=REPO_ROOT / "reports" / "latest",
-                        help="finished run folder with the artifact (default: reports/latest)")
-    parser.add_argument("--variant", default="baseline", help="variant to serve (default: baseline)")
-    parser.add_argument("--rounds", type=int, default=100,
-                        help="rounds of three fresh measurements: A1, A2 and slowed B (default 100)")
+                        help="finished run folder with the artifacts (default: reports/latest)")
+    parser.add_argument("--variant", dest="variants", action="append", default=[],
+                        help="variant to serve (repeatable; default: baseline)")
+    parser.add_argument("--rounds", type=int, default=30,
+                        help="rounds of two plain and one slowed process per variant (default 30)")
     parser.add_argument("--slowdown", type=float, default=0.10,
-                        help="extra time per call for B, as a share of the median call (default 0.10)")
+                        help="extra time per call of slowed processes, as a share of the median call (default 0.10)")
+    parser.add_argument("--processes", type=int,
+                        help="processes per run when judging (default: the run's own, 5 for a full run)")
+    parser.add_argument("--pairs", type=int, default=2000, help="random A/A and A/B pairs to judge (default 2000)")
     parser.add_argument("--threshold", dest="thresholds", action="append", default=[],
                         metavar="METRIC:LIMIT", help="gate threshold, as for bench compare (repeatable)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the measurement order")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the measuring order and the pairs")
     parser.add_argument("--samples", type=Path, metavar="FILE",
-                        help="save every sample set to this JSON file, after each round")
+                        help="save the pool to this JSON file, after each round")
     parser.add_argument("--reuse", type=Path, metavar="FILE",
-                        help="judge the sample sets saved in this file instead of measuring")
+                        help="judge the pool saved in this file instead of measuring")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--extra-s", default="{}", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -355,18 +491,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         thresholds = resolve_thresholds(command_line_specs=args.thresholds)
         if args.reuse:
-            measured = _restore_keys(json.loads(args.reuse.read_text()))
+            pool = json.loads(args.reuse.read_text())
         else:
             if args.rounds < 1:
                 raise BenchError(f"--rounds {args.rounds} is invalid; use 1 or more")
-            setup = prepare(args.run_dir.resolve(), args.variant)
-            measured = measure_rounds(setup, args.rounds, args.slowdown, args.seed, args.samples, log)
+            pool = measure_pool(args.run_dir.resolve(), args.variants or ["baseline"], args.rounds,
+                                args.slowdown, args.seed, args.samples, log)
             if args.samples:
-                log(f"sample sets saved to {args.samples}")
+                log(f"pool saved to {args.samples}")
+        processes = args.processes or pool["processes"]
+        if processes < 1:
+            raise BenchError(f"--processes {processes} is invalid; use 1 or more")
+        lines = report_lines(pool, processes, args.pairs, thresholds, args.seed)
     except BenchError as error:
         print(f"gate_error_rates: error: {error}", file=sys.stderr)
         return 2
-    print("\n".join(report_lines(measured, thresholds)))
+    print("\n".join(lines))
     return 0
 
 

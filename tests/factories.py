@@ -116,6 +116,7 @@ def make_model(
         device="cpu",
         build_time_s=12.5,
         load_time_s=0.25,
+        load_times_s=[0.25],
         size=SizeResult(file=f"artifacts/{name}/model", raw_bytes=2 * gzip_bytes, gzip_bytes=gzip_bytes),
         accuracy=AccuracyResult(accuracy=accuracy, f1=accuracy - 0.01, balanced_accuracy=accuracy - 0.02, examples=1275),
         memory=MemoryResult(

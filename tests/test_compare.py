@@ -19,6 +19,7 @@ import pytest
 from bench import compare
 from bench.compare import (
     DEFAULT_THRESHOLDS,
+    METRICS,
     VERDICT_IMPROVED,
     VERDICT_NOT_COMPARABLE,
     VERDICT_REGRESSED,
@@ -181,6 +182,8 @@ def one_row(report, model: str, metric: str | None, batch_size: int | None = Non
 
 
 DEFAULTS = resolve_thresholds()
+# The median, tail and throughput checks, which the defaults leave off.
+MEDIAN_GATE = resolve_thresholds(command_line_specs=["latency.p50:10%", "latency.p99:25%", "throughput:10%"])
 
 
 # ---------------------------------------------------------------------------
@@ -275,10 +278,10 @@ def test_thresholds_merge_by_precedence():
 
 
 def test_default_thresholds_cover_main_metrics():
-    assert set(DEFAULTS) >= {
-        "latency.p50", "latency.p99", "throughput", "size.raw", "size.gzip",
-        "accuracy", "f1", "memory.peak_rss",
-    }
+    checked = {name for name, threshold in DEFAULTS.items() if threshold.limit is not None}
+    assert checked == {"latency.p1", "size.raw", "size.gzip", "accuracy", "f1", "memory.peak_rss"}
+    # Listed as off, so that the comparison names them as not checked.
+    assert {"latency.p50", "latency.p99", "throughput"} <= set(DEFAULTS) - checked
     assert "latency.p90" not in DEFAULTS
 
 
@@ -352,13 +355,13 @@ def test_quantile_test_too_few_samples_says_how_many():
 def latency_rows(baseline_ms, new_ms, *, count=400, spread=0.03, thresholds=None):
     baseline = make_latency(1, latency_samples_s(baseline_ms, count, spread, seed=1))
     new = make_latency(1, latency_samples_s(new_ms, count, spread, seed=2))
-    rows = compare_latency("model", baseline, new, thresholds or DEFAULTS)
+    rows = compare_latency("model", baseline, new, thresholds or MEDIAN_GATE)
     return {row.metric: row for row in rows}
 
 
 def test_latency_clearly_equal_is_unchanged():
     rows = latency_rows(1.0, 1.0)
-    assert set(rows) == {"latency.p50", "latency.p99", "throughput"}
+    assert set(rows) == {"latency.p1", "latency.p50", "latency.p99", "throughput"}
     for row in rows.values():
         assert row.verdict == VERDICT_UNCHANGED, row
     assert abs(rows["latency.p50"].change) < 1.0
@@ -399,7 +402,7 @@ def test_latency_beyond_threshold_but_noisy_is_unchanged():
         "model",
         make_latency(1, [value / 1000 for value in base_ms]),
         make_latency(1, [value / 1000 for value in new_ms]),
-        DEFAULTS,
+        MEDIAN_GATE,
     )
     row = {entry.metric: entry for entry in rows}["latency.p50"]
     assert row.change > 10.0
@@ -417,17 +420,93 @@ def test_latency_too_few_samples_not_comparable():
     assert row.test.p_value is None
 
 
+def partly_slowed_samples(share: float, factor: float, seed: int) -> list[float]:
+    """2000 calls around 1 ms, of which a random ``share`` take ``factor`` times as long."""
+    rng = np.random.default_rng(seed)
+    samples = np.array(latency_samples_s(1.0, 2000, seed=2))
+    samples[rng.random(samples.size) < share] *= factor
+    return list(samples)
+
+
 def test_latency_tail_regression_caught_by_p99():
-    rng = np.random.default_rng(7)
     base = latency_samples_s(1.0, 2000, seed=1)
-    slow = np.array(latency_samples_s(1.0, 2000, seed=2))
     # One call in twenty takes three times as long: the median barely moves.
-    slow[rng.random(slow.size) < 0.05] *= 3.0
-    rows = compare_latency("model", make_latency(1, base), make_latency(1, list(slow)), DEFAULTS)
+    slow = partly_slowed_samples(share=0.05, factor=3.0, seed=7)
+    rows = compare_latency("model", make_latency(1, base), make_latency(1, slow), MEDIAN_GATE)
     by_metric = {row.metric: row for row in rows}
     assert by_metric["latency.p99"].verdict == VERDICT_REGRESSED
     assert by_metric["latency.p99"].test.name == "p99 exceedance, Fisher exact"
     assert by_metric["latency.p50"].verdict == VERDICT_UNCHANGED
+
+
+P10_GATE = compare.resolve_thresholds(command_line_specs=[
+    "latency.p10:5%", "latency.p50:10%", "latency.p99:off", "throughput:off",
+])
+
+
+def processes_latency(medians_ms: list[float], calls: int = 600, seed: int = 0) -> LatencyResult:
+    """A latency record pooled from one process per median, each with ``calls`` calls."""
+    timings = [
+        {"first_call_s": 0.5, "warmup_s": [], "samples_s": latency_samples_s(median, calls, seed=seed + index)}
+        for index, median in enumerate(medians_ms)
+    ]
+    return LatencyResult.from_processes(1, "constructed samples", timings)
+
+
+def test_p1_drops_fastest_process():
+    # Nine processes near 1 ms, one that ran while the machine was a third faster.
+    fast_one = processes_latency([1.0] * 9 + [0.67])
+    usual = processes_latency([1.0] * 10, seed=50)
+    p1 = METRICS["latency.p1"]
+    assert len(compare.gate_samples(p1, fast_one)) == 9 * 600
+    rows = compare_latency("model", fast_one, usual, DEFAULTS)
+    row = {entry.metric: entry for entry in rows}["latency.p1"]
+    assert row.verdict == VERDICT_UNCHANGED
+    assert abs(row.change) < 2.0
+
+
+def test_p1_keeps_short_run_processes():
+    two = processes_latency([1.0, 0.67])
+    assert compare.gate_samples(METRICS["latency.p1"], two) == two.samples_s
+    assert compare.gate_samples(METRICS["latency.p50"], processes_latency([1.0] * 3)) == \
+        processes_latency([1.0] * 3).samples_s
+
+
+def test_p1_catches_slower_model():
+    base = processes_latency([1.0] * 10)
+    slower = processes_latency([1.1] * 10, seed=50)
+    row = {entry.metric: entry for entry in compare_latency("model", base, slower, DEFAULTS)}["latency.p1"]
+    assert row.verdict == VERDICT_REGRESSED
+    assert row.change == pytest.approx(10.0, abs=1.5)
+
+
+def test_p10_ignores_outside_load_burst():
+    base = latency_samples_s(1.0, 2000, seed=1)
+    # Another program takes the second core for 60% of the new run: those
+    # calls take 1.6 times as long, the others are as fast as before.
+    burst = partly_slowed_samples(share=0.6, factor=1.6, seed=3)
+    rows = compare_latency("model", make_latency(1, base), make_latency(1, burst), P10_GATE)
+    by_metric = {row.metric: row for row in rows}
+    assert by_metric["latency.p50"].verdict == VERDICT_REGRESSED
+    assert by_metric["latency.p10"].verdict == VERDICT_UNCHANGED
+    assert abs(by_metric["latency.p10"].change) < 5.0
+
+
+def test_p10_catches_slower_model():
+    base = latency_samples_s(1.0, 2000, seed=1)
+    slower = [value * 1.10 for value in latency_samples_s(1.0, 2000, seed=2)]
+    rows = compare_latency("model", make_latency(1, base), make_latency(1, slower), P10_GATE)
+    row = {entry.metric: entry for entry in rows}["latency.p10"]
+    assert row.verdict == VERDICT_REGRESSED
+    assert row.change == pytest.approx(10.0, abs=1.0)
+    assert row.test.name == "p10 exceedance, Fisher exact"
+    assert row.test.p_value < 1e-10
+
+
+def test_p10_test_too_few_calls():
+    few = quantile_test(latency_samples_s(1.0, 8), latency_samples_s(2.0, 8, seed=1), 0.10, slower=True)
+    assert few.p_value is None
+    assert "time about 50 calls per run" in few.problem
 
 
 def test_latency_p99_with_few_calls_not_comparable():
@@ -508,8 +587,9 @@ def test_identical_runs_have_no_regression():
     assert not report.regressed
     assert report.rows_with(VERDICT_NOT_COMPARABLE) == []
     metrics = {(row.metric, row.batch_size) for row in report.rows}
-    assert ("latency.p50", 1) in metrics
-    assert ("latency.p50", 32) in metrics
+    assert ("latency.p1", 1) in metrics
+    assert ("latency.p1", 32) in metrics
+    assert ("latency.p50", 1) not in metrics
     assert ("accuracy", None) in metrics
 
 
@@ -619,17 +699,30 @@ def test_minor_environment_differences_warn_only():
 
 
 def test_markdown_shows_tests_and_regressions():
-    baseline = make_run([make_model("baseline", median_ms={1: 1.0})], batch_sizes=[1])
-    new = make_run([make_model("baseline", median_ms={1: 1.5}, seed=9)], batch_sizes=[1])
-    report = compare_runs(baseline, new, DEFAULTS)
+    baseline = make_run([make_model("baseline", median_ms={1: 1.0}, count=1000)], batch_sizes=[1])
+    new = make_run([make_model("baseline", median_ms={1: 1.5}, count=1000, seed=9)], batch_sizes=[1])
+    report = compare_runs(baseline, new, MEDIAN_GATE)
     text = "\n".join(format_comparison(report, "old/results.json", "new/"))
-    assert "**2 regressed**" in text
     assert "## Regressions" in text
     assert "| Model" in text
     assert "Mann-Whitney U, one-sided (slower), p" in text
+    assert "p1 exceedance, Fisher exact, one-sided (slower), p" in text
     assert "`old/results.json`" in text
     assert "p < 0.001" in text
-    assert "`latency.p50:10%` (default)" in text
+    assert "`latency.p1:5%` (default)" in text
+    assert "`latency.p50:10%` (command line)" in text
+    assert {(row.metric, row.verdict) for row in report.rows_with(VERDICT_REGRESSED)} >= {
+        ("latency.p1", VERDICT_REGRESSED), ("latency.p50", VERDICT_REGRESSED), ("throughput", VERDICT_REGRESSED),
+    }
+
+
+def test_markdown_explains_missing_test():
+    thresholds = compare.resolve_thresholds(command_line_specs=["latency.p99:25%"])
+    baseline = make_run([make_model("baseline", median_ms={1: 1.0}, count=100)], batch_sizes=[1])
+    new = make_run([make_model("baseline", median_ms={1: 1.0}, count=100, seed=9)], batch_sizes=[1])
+    text = "\n".join(format_comparison(compare_runs(baseline, new, thresholds)))
+    p99_line = next(line for line in text.splitlines() if "| latency.p99 " in line)
+    assert "no test: too few samples for a p99 test" in p99_line
 
 
 def test_markdown_escapes_pipes_in_notes():
@@ -654,11 +747,12 @@ def compare_args(baseline: Path, new: Path, *extra: str) -> argparse.Namespace:
 @pytest.fixture
 def runs(tmp_path):
     """Folders of a baseline run, an equal new run and a slower new run."""
-    base = save_run(make_run([make_model(median_ms={1: 1.0})], run_id="base", batch_sizes=[1]),
+    # 1000 calls per run: the default p1 check needs about 500 to be tested.
+    base = save_run(make_run([make_model(median_ms={1: 1.0}, count=1000)], run_id="base", batch_sizes=[1]),
                     tmp_path / "base")
-    same = save_run(make_run([make_model(median_ms={1: 1.0}, seed=11)], run_id="same",
+    same = save_run(make_run([make_model(median_ms={1: 1.0}, count=1000, seed=11)], run_id="same",
                              batch_sizes=[1]), tmp_path / "same")
-    slow = save_run(make_run([make_model(median_ms={1: 1.4}, seed=12)], run_id="slow",
+    slow = save_run(make_run([make_model(median_ms={1: 1.4}, count=1000, seed=12)], run_id="slow",
                              batch_sizes=[1]), tmp_path / "slow")
     return base, same, slow
 
@@ -758,6 +852,21 @@ def test_run_compare_bad_threshold_before_reading(tmp_path):
         run_compare(compare_args(tmp_path / "none", tmp_path / "none", "--threshold", "latency.p51:5%"))
 
 
+def test_retime_needs_artifact_folders(runs):
+    base, same, _ = runs
+    with pytest.raises(BenchError) as error:
+        run_compare(compare_args(base, same, "--retime"))
+    message = str(error.value)
+    assert "--retime needs the baseline run's folder with its artifacts" in message
+    assert "artifacts, data/splits.npz" in message
+
+
+def test_processes_without_retime_rejected(runs):
+    base, same, _ = runs
+    with pytest.raises(BenchError, match="--processes applies to re-timing only"):
+        run_compare(compare_args(base, same, "--processes", "3"))
+
+
 def test_run_compare_uses_new_runs_suite_thresholds(runs, tmp_path):
     base, _, _ = runs
     lenient = save_run(
@@ -826,4 +935,4 @@ def test_saved_results_round_trip(runs):
     base, _, _ = runs
     payload = json.loads((base / "results.json").read_text())
     assert payload["models"][0]["latency"][0]["samples_s"]
-    assert RunResult.load(base).models[0].latency[0].count == 400
+    assert RunResult.load(base).models[0].latency[0].count == 1000

@@ -65,6 +65,20 @@ def test_quick_leaves_other_variants():
     assert SuiteConfig(quick=True).params_for("pruned") == VARIANTS["pruned"].defaults
 
 
+def test_quick_shortens_default_timing():
+    config = make_config({"quick": True})
+    assert config.timing_values() == {"warmup_calls": 3, "min_calls": 20, "min_duration_s": 0.2, "max_calls": 100_000}
+    assert config.processes == 2
+
+
+def test_quick_keeps_explicit_timing():
+    # Even a value equal to the default counts: a CI job may ask for full timing on quick data.
+    config = make_config({"quick": True, "min_duration_s": 1.0, "processes": 10})
+    assert config.min_duration_s == 1.0
+    assert config.processes == 10
+    assert config.min_calls == 20
+
+
 def test_quick_limit():
     assert SuiteConfig(quick=True).effective_limit() == QUICK_LIMIT
 

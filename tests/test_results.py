@@ -55,6 +55,55 @@ def test_latency_keeps_raw_values_apart():
     assert entry.max_ms == pytest.approx(3.0)
 
 
+def test_latency_pools_processes():
+    entry = LatencyResult.from_processes(8, "serve(x)", [
+        {"first_call_s": 1.0, "warmup_s": [0.1], "samples_s": [0.001, 0.002]},
+        {"first_call_s": 3.0, "warmup_s": [0.2], "samples_s": [0.003]},
+        {"first_call_s": 2.0, "warmup_s": [0.3], "samples_s": [0.004, 0.005, 0.006]},
+    ])
+
+    assert entry.samples_s == [0.001, 0.002, 0.003, 0.004, 0.005, 0.006]
+    assert entry.p50_ms == pytest.approx(3.5)
+    assert [process.calls for process in entry.processes] == [2, 1, 3]
+    assert entry.first_call_s == 2.0  # the median process, not the first
+    assert entry.warmup_s == [0.1, 0.2, 0.3]
+
+
+def test_add_process_matches_pooling():
+    first = {"first_call_s": 1.0, "warmup_s": [0.1, 0.1], "samples_s": [0.001, 0.002]}
+    second = {"first_call_s": 2.0, "warmup_s": [0.2, 0.2], "samples_s": [0.004]}
+
+    grown = LatencyResult.from_processes(1, "serve(x)", [first]).add_process(second)
+
+    assert grown == LatencyResult.from_processes(1, "serve(x)", [first, second])
+    assert grown.process_timings() == [first, second]
+
+
+def test_version_1_latency_one_process():
+    entry = LatencyResult.from_samples(1, "serve(x)", 1.0, [0.1], [0.001, 0.002])
+    entry.processes = []  # as a version 1 file loads
+
+    assert entry.process_timings() == [{"first_call_s": 1.0, "warmup_s": [0.1], "samples_s": [0.001, 0.002]}]
+    assert len(entry.add_process({"first_call_s": 1.0, "warmup_s": [0.1], "samples_s": [0.003]}).processes) == 2
+
+
+def test_load_version_1_file(tmp_path, run):
+    payload = run.to_dict()
+    payload["schema_version"] = 1
+    for model in payload["models"]:
+        model.pop("load_times_s")
+        for entry in model["latency"]:
+            entry.pop("processes")
+    (tmp_path / RESULTS_FILE).write_text(json.dumps(payload))
+
+    loaded = RunResult.load(tmp_path)
+
+    baseline = loaded.model("baseline")
+    assert baseline.latency[0].processes == []
+    assert baseline.processes_measured == 1
+    assert loaded.model("tflite-int8").processes_measured == 0
+
+
 def test_latency_from_no_samples_raises():
     with pytest.raises(ValueError):
         LatencyResult.from_samples(batch_size=1, call_path="serve(x)", first_call_s=1.0, warmup_s=[], samples_s=[])

@@ -24,13 +24,14 @@ def faulty_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     suite = out.parent / "faulty-suite.toml"
     suite.write_text(
-        'variants = ["baseline", "xla", "tflite-float32", "tflite-float16", "tflite-dynamic-int8"]\n'
+        'variants = ["baseline", "xla", "mixed-float16", "tflite-float32", "tflite-float16", "tflite-dynamic-int8"]\n'
         "batch_sizes = [1]\n"
         "limit = 400\n"
         "quick = true\n"
         f"[timeouts_s]\n\"tflite-float16\" = {HANG_LIMIT_S}\n"
     )
-    faults = "xla:measure:raise,tflite-float32:build:abort,tflite-float16:measure:hang"
+    faults = ("xla:measure:raise,mixed-float16:timing:raise,tflite-float32:build:abort,"
+              "tflite-float16:measure:hang")
     completed = run_bench(
         "run", "--config", str(suite), "--out", str(out),
         env=bench_env(BENCH_FAULT_INJECTION=faults),
@@ -67,6 +68,19 @@ def test_hanging_worker_recorded(faulty_run):
     assert failure.stage == "measure"
     assert failure.kind == "timeout"
     assert f"{HANG_LIMIT_S:g} s" in failure.message
+
+
+def test_failed_timing_process_keeps_samples(faulty_run):
+    run, _, _ = faulty_run
+    model = run.model("mixed-float16")
+    assert model.status == "failed"
+    assert model.failure.stage == "measure"
+    assert "timing process 2 of 2 failed" in model.failure.message
+    assert "injected fault in timing" in model.failure.message
+    # The first process's timing, accuracy and memory stay in the record.
+    assert model.processes_measured == 1
+    assert model.latency[0].count > 0
+    assert model.accuracy is not None
 
 
 def test_other_variants_survive(faulty_run):
@@ -124,6 +138,9 @@ def test_killed_run_resumes(tmp_path):
     resumed = RunResult.load(folder)
     assert [model.name for model in resumed.models] == ["baseline", "xla", "tflite-float32"]
     assert resumed.model("baseline").build_time_s == kept.model("baseline").build_time_s
+    # The timing rounds ran after the resume: every variant has both quick-mode processes.
+    for model in resumed.models:
+        assert model.processes_measured == 2, model.name
 
 
 def test_terminated_run_keeps_results(tmp_path):

@@ -69,7 +69,11 @@ def test_quick_run_keeps_raw_samples(quick_run):
             assert entry.count == len(entry.samples_s)
             assert entry.count >= run.suite["min_calls"] or entry.count >= 20
             assert entry.p50_ms <= entry.p90_ms <= entry.p99_ms
-            assert len(entry.warmup_s) == 3  # quick mode's warm-up calls
+            # Quick mode times each variant in 2 processes of 3 warm-up calls each.
+            assert len(entry.processes) == 2
+            assert sum(process.calls for process in entry.processes) == entry.count
+            assert len(entry.warmup_s) == 2 * 3
+        assert len(model.load_times_s) == 2
 
 
 def test_quick_run_call_paths(quick_run):
@@ -109,3 +113,24 @@ def test_quick_run_suite_saved(quick_run):
     suite = json.loads((run_folder(out) / "suite.json").read_text())
     assert suite["quick"] is True
     assert suite["batch_sizes"] == BATCH_SIZES
+
+
+def test_retime_times_both_runs(quick_run):
+    out, _ = quick_run
+    folder = run_folder(out)
+    # --report-only: this test checks the re-timing, not whether the machine
+    # stayed equally fast between the two runs' processes.
+    completed = run_bench("compare", str(folder), str(folder), "--retime", "--processes", "2", "--report-only")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Latency re-timed on this machine in 2 rounds" in completed.stdout
+    for role in ("baseline", "new"):
+        retimed = RunResult.load(folder / "retime" / f"{role}.json")
+        for model in retimed.models:
+            assert model.status == "ok", (role, model.name, model.failure)
+            assert len(model.load_times_s) == 2
+            for entry in model.latency:
+                assert len(entry.processes) == 2
+                assert entry.count == sum(process.calls for process in entry.processes)
+    # The stored results stay as they were.
+    assert RunResult.load(folder).model("baseline").latency[0].samples_s != \
+        RunResult.load(folder / "retime" / "new.json").model("baseline").latency[0].samples_s

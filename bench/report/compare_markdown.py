@@ -94,6 +94,9 @@ def _notes_cell(row: MetricComparison) -> str:
         parts.append(row.note)
     if row.test is not None and row.test.p_value is not None:
         parts.append(format_test(row.test))
+    elif row.test is not None and row.test.problem and row.test.problem not in row.note:
+        # The verdict did not need the test, but say why there is no p-value.
+        parts.append(f"no test: {row.test.problem.split(' (')[0]}")
     return "; ".join(parts)
 
 
@@ -173,7 +176,7 @@ def format_method(report: ComparisonReport) -> list[str]:
         "A latency or throughput row counts as regressed or improved only when its change "
         "is beyond the limit and a one-sided test on the raw per-call samples is significant "
         f"at p < {report.alpha:g}: Mann-Whitney U for p50, mean and throughput; Fisher's exact "
-        "test on the calls above the pooled percentile for p90 and p99. Size, accuracy, F1 "
+        "test on the calls above the pooled percentile for p1, p10, p90 and p99. Size, accuracy, F1 "
         "and memory are judged by their limit alone. Accuracy and F1 changes are in "
         "percentage points."
     )
@@ -199,6 +202,8 @@ def format_comparison(
         _run_line("New", report.new, new_source),
         "",
     ]
+    if report.notes:
+        lines += [*report.notes, ""]
     regressions = report.rows_with(VERDICT_REGRESSED)
     if regressions:
         lines += ["## Regressions", "", *[_regression_line(row) for row in regressions], ""]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import pandas as pd
 
@@ -185,7 +185,9 @@ def latency_table(run: RunResult) -> str:
             rows.append({
                 "variant": model.name,
                 "batch": entry.batch_size,
+                "processes": len(entry.processes) or 1,
                 "calls": entry.count,
+                "p10 (ms)": f"{entry.percentile_ms(10):.3f}",
                 "p50 (ms)": f"{entry.p50_ms:.3f}",
                 "p90 (ms)": f"{entry.p90_ms:.3f}",
                 "p99 (ms)": f"{entry.p99_ms:.3f}",
@@ -214,6 +216,25 @@ def cost_table(run: RunResult) -> str:
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
 
 
+def _detail_text(value: Any, nested: bool = False) -> str:
+    """Render a variant detail; tables such as per-kernel sparsity become ``key=value`` lists.
+
+    Tables and lists inside another one are put in parentheses, so that their
+    commas do not run into the outer list's.
+    """
+    if isinstance(value, (dict, list, tuple)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        parts = [
+            (f"{key}={_detail_text(item, True)}" if isinstance(value, dict) else _detail_text(item, True))
+            for key, item in items
+        ]
+        text = ", ".join(parts) or "none"
+        return f"({text})" if nested and parts else text
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _details(model: ModelResult) -> list[str]:
     lines = [f"### {model.name}", "", f"- family: {model.family}; status: {model.status}"]
     if model.params:
@@ -221,7 +242,7 @@ def _details(model: ModelResult) -> list[str]:
     if model.latency:
         lines.append(f"- call timed: `{model.latency[0].call_path}`")
     for key, value in model.details.items():
-        lines.append(f"- {key}: {value}")
+        lines.append(f"- {key}: {_detail_text(value)}")
     lines.extend(f"- note: {note}" for note in model.notes)
     if model.failure:
         lines.append(f"- {model.failure.stage} {model.failure.kind}: {model.failure.message}")
@@ -254,8 +275,10 @@ def format_report(run: RunResult) -> str:
         ]
     lines += [
         "",
-        "Latency is the steady-state time of one serving call (first call and warm-up excluded); "
-        "speed-up and size are relative to the baseline served by `tf.function`.",
+        "Latency is the steady-state time of one serving call (first call and warm-up excluded), "
+        "pooled over the fresh worker processes that timed each variant in rounds; the first call "
+        "and the load time are medians over those processes. "
+        "Speed-up and size are relative to the baseline served by `tf.function`.",
         "",
         "## Comparison",
         "",

@@ -8,7 +8,7 @@ from bench.results import ModelResult, RunResult
 
 COLUMNS = [
     "run_id", "model", "family", "status", "runtime", "device", "batch_size",
-    "p50_ms", "p90_ms", "p99_ms", "mean_ms", "stdev_ms", "min_ms", "max_ms", "calls",
+    "p10_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "stdev_ms", "min_ms", "max_ms", "calls", "processes",
     "throughput_per_s", "first_call_s", "load_time_s", "build_time_s",
     "accuracy", "f1", "balanced_accuracy", "size_raw_bytes", "size_gzip_bytes",
     "peak_rss_bytes", "load_increase_bytes", "gpu_peak_bytes", "call_path", "failure",
@@ -55,6 +55,7 @@ def results_frame(run: RunResult) -> pd.DataFrame:
                 {
                     **shared,
                     "batch_size": entry.batch_size,
+                    "p10_ms": entry.percentile_ms(10),
                     "p50_ms": entry.p50_ms,
                     "p90_ms": entry.p90_ms,
                     "p99_ms": entry.p99_ms,
@@ -63,6 +64,7 @@ def results_frame(run: RunResult) -> pd.DataFrame:
                     "min_ms": entry.min_ms,
                     "max_ms": entry.max_ms,
                     "calls": entry.count,
+                    "processes": len(entry.processes) or 1,
                     "throughput_per_s": entry.throughput_per_s,
                     "first_call_s": entry.first_call_s,
                     "call_path": entry.call_path,
