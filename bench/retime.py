@@ -47,8 +47,8 @@ def _run_folder(path: Path, role: str) -> Path:
     missing = [name for name in ("artifacts", "data/splits.npz", RESULTS_FILE) if not (folder / name).exists()]
     if missing:
         raise BenchError(
-            f"--retime needs the {role} run's folder with its artifacts, but {folder} lacks "
-            f"{', '.join(missing)}. Keep the whole run folder (results.json, artifacts/ and "
+            f"--retime needs the {role} run's folder with its artifacts, but {folder} has no "
+            f"{' and no '.join(missing)}. Keep the whole run folder (results.json, artifacts/ and "
             "data/), not only results.json; in CI, cache the folder that bench run wrote."
         )
     return folder
@@ -106,7 +106,7 @@ def retime_runs(
                     log_path = out_dir / "logs" / f"{role}-{name}.log"
                     outcome = run_worker(
                         spec, Path(work) / f"{role}-{name}.spec.json", log_path,
-                        config.timeout_for(name, "measure"), f"{role} {name} re-time", worker_env(config.device),
+                        config.timeout_for(name, "measure"), f"{name} re-time, {role} run", worker_env(config.device),
                     )
                     if outcome.result is None:
                         record.failure = Failure(

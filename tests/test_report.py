@@ -183,6 +183,12 @@ def test_recommend_smallest(run):
     assert recommendations(run)[2] == f"Smallest within 1 point: **{FAST}**, 100 KiB gzip (4.00× smaller, -0.50 pt)."
 
 
+def test_recommend_smallest_is_baseline():
+    run = make_run([make_model("baseline"), make_model("xla", gzip_bytes=800 * 1024)])
+
+    assert recommendations(run)[2] == "No variant within 1 point is smaller than the baseline."
+
+
 def test_recommend_least_memory(run):
     assert recommendations(run)[3] == f"Least memory within 1 point: **{FAST}**, peak RSS 200.00 MiB."
 
@@ -227,6 +233,13 @@ def test_warn_slower_than_baseline():
     run = make_run([make_model("baseline"), make_model("xla", p50_ms={1: 5.0, 32: 10.0})])
 
     assert warnings(run) == ["xla is slower than the baseline at batch 1 (5.000 ms against 4.000 ms p50)."]
+
+
+def test_warn_none_within_slower_margin():
+    # 2% slower at batch 1: within what processes on a shared machine differ by.
+    run = make_run([make_model("baseline"), make_model("xla", p50_ms={1: 4.08, 32: 10.0})])
+
+    assert warnings(run) == []
 
 
 def test_warn_none_for_faster_variant(run):

@@ -14,6 +14,11 @@ COLUMNS = [
     "peak_rss_bytes", "load_increase_bytes", "gpu_peak_bytes", "call_path", "failure",
 ]
 
+INTEGER_COLUMNS = [
+    "batch_size", "calls", "processes", "size_raw_bytes", "size_gzip_bytes",
+    "peak_rss_bytes", "load_increase_bytes", "gpu_peak_bytes",
+]
+
 
 def failure_text(model: ModelResult) -> str:
     if model.failure is None:
@@ -70,4 +75,7 @@ def results_frame(run: RunResult) -> pd.DataFrame:
                     "call_path": entry.call_path,
                 }
             )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    # A row without measurements (an unsupported variant) would turn these
+    # columns into floats: 1.0 for batch size 1.
+    return table.astype({name: "Int64" for name in INTEGER_COLUMNS})
