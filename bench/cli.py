@@ -146,6 +146,11 @@ def command_run(args: argparse.Namespace) -> int:
 
     _interrupt_on_sigterm()
     if args.resume:
+        ignored = [f"--{name.replace('_', '-')}" for name in _RUN_FIELDS if getattr(args, name) is not None]
+        others = (("--config", args.config), ("--set", args.settings), ("--skip", args.skip))
+        ignored += [flag for flag, value in others if value]
+        if ignored:
+            log.warning("--resume continues with the run's own settings; ignoring %s", ", ".join(ignored))
         exit_code, run_dir = run_suite(None, sys.argv, resume_dir=args.resume)
     else:
         config = build_config(args)

@@ -82,3 +82,10 @@ def test_debug_shows_traceback(tmp_path):
     completed = run_bench("--debug", "run", "--config", str(tmp_path / "absent.toml"))
     assert completed.returncode != 0
     assert "Traceback" in completed.stderr
+
+
+def test_resume_warns_about_ignored_options(tmp_path):
+    completed = run_bench("run", "--resume", str(tmp_path), "--processes", "5", "--skip", "xla")
+    # The folder is not a run folder, so the resume itself fails after the warning.
+    assert completed.returncode == 2, completed.stderr
+    assert "ignoring --processes, --skip" in completed.stderr

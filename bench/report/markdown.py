@@ -245,8 +245,8 @@ def _details(model: ModelResult) -> list[str]:
     lines = [f"### {model.name}", "", f"- family: {model.family}; status: {model.status}"]
     if model.params:
         lines.append("- settings: " + ", ".join(f"{key}={value}" for key, value in model.params.items()))
-    if model.latency:
-        lines.append(f"- call timed: `{model.latency[0].call_path}`")
+    for entry in model.latency:
+        lines.append(f"- call timed at batch {entry.batch_size}: `{entry.call_path}`")
     for key, value in model.details.items():
         lines.append(f"- {key}: {_detail_text(value)}")
     lines.extend(f"- note: {note}" for note in model.notes)
