@@ -44,9 +44,6 @@ VERDICT_NOT_COMPARABLE = "not comparable"
 # 10.000000000000002% must not exceed a 10% limit.
 _LIMIT_TOLERANCE = 1e-9
 
-# A balanced accuracy at or below this is guessing, and its changes are noise.
-CHANCE_BALANCED_ACCURACY = 0.5
-
 
 # ---------------------------------------------------------------------------
 # Metrics
@@ -475,7 +472,7 @@ def compare_model_metric(
     if metric.limit_unit == "pt":
         guessing = [
             name for name, record in (("baseline", baseline), ("new run", new))
-            if record.accuracy and record.accuracy.balanced_accuracy <= CHANCE_BALANCED_ACCURACY
+            if record.accuracy and record.accuracy.at_chance
         ]
         if guessing:
             return MetricComparison(
@@ -878,8 +875,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
         # Fail on mismatched environments before minutes of re-timing.
         check_environments(baseline, new, args.allow_env_mismatch)
-        processes = args.processes if args.processes is not None else int(new.suite.get("processes", 10))
-        baseline, new, summary = retime_runs(args.baseline, args.new, baseline, new, processes)
+        baseline, new, summary = retime_runs(args.baseline, args.new, baseline, new, args.processes)
         notes.append(summary)
     report = compare_runs(baseline, new, thresholds, allow_env_mismatch=args.allow_env_mismatch)
     report.notes.extend(notes)

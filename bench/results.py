@@ -27,6 +27,9 @@ SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)
 RESULTS_FILE = "results.json"
 
+# Balanced accuracy of a classifier that guesses, whatever the class balance.
+CHANCE_BALANCED_ACCURACY = 0.5
+
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_UNSUPPORTED = "unsupported"
@@ -39,7 +42,7 @@ class ResultsError(Exception):
 
 @dataclass
 class ProcessTiming:
-    """What one fresh worker process contributed to a latency record."""
+    """The share of one fresh worker process in a latency record."""
 
     calls: int  # steady-state calls it timed: the next ``calls`` entries of samples_s
     first_call_s: float  # its first call, including tracing or XLA compilation
@@ -97,6 +100,11 @@ class LatencyResult:
             **dataclasses.asdict(summary),
         )
 
+    @property
+    def process_count(self) -> int:
+        """Return how many worker processes the calls come from (a version 1 record counts one)."""
+        return len(self.processes) or 1
+
     def percentile_ms(self, percent: float) -> float:
         """Return a percentile of the raw samples in milliseconds, as ``summarize`` computes them."""
         return float(np.percentile(np.asarray(self.samples_s, dtype=np.float64), percent) * 1000.0)
@@ -140,6 +148,11 @@ class AccuracyResult:
     f1: float
     balanced_accuracy: float
     examples: int
+
+    @property
+    def at_chance(self) -> bool:
+        """Whether the model classifies no better than guessing, so that its changes are noise."""
+        return self.balanced_accuracy <= CHANCE_BALANCED_ACCURACY
 
 
 @dataclass
@@ -196,6 +209,23 @@ class ModelResult:
     def processes_measured(self) -> int:
         """How many worker processes timed this model (a version 1 record counts one)."""
         return len(self.load_times_s) or (1 if self.latency else 0)
+
+    def add_timing(self, measured: dict) -> None:
+        """Pool one more measuring process into this record.
+
+        ``measured`` is a measuring worker's result: its load time and one
+        latency entry per batch size. The first process starts the latency
+        records, and later ones must time the same batch sizes.
+        """
+        self.load_times_s.append(measured["load_time_s"])
+        self.load_time_s = median(self.load_times_s)
+        timings = {entry["batch_size"]: entry for entry in measured["latency"]}
+        if not self.latency:
+            self.latency = [
+                LatencyResult.from_processes(size, entry["call_path"], [entry]) for size, entry in timings.items()
+            ]
+        else:
+            self.latency = [entry.add_process(timings[entry.batch_size]) for entry in self.latency]
 
     def latency_for(self, batch_size: int) -> Optional[LatencyResult]:
         return next((entry for entry in self.latency if entry.batch_size == batch_size), None)

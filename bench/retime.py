@@ -1,8 +1,8 @@
 """Time the artifacts of two runs again, alternating between them: ``bench compare --retime``.
 
-A shared machine's speed drifts: over tens of minutes another tenant can
-make every call of a Keras model half as slow again, or a LiteRT model a
-third faster. Latency stored in a baseline run measured hours earlier then
+A shared machine's speed drifts: on the 2-core machine measured in
+docs/ci.md, within an hour the median call of a Keras model went from 1.3 ms
+to 2.9 ms while a LiteRT model got a third faster. Latency stored in a baseline run measured hours earlier then
 differs from the new run's by more than most regressions. Re-timing both
 runs' artifacts in the same rounds, one fresh process of each run after the
 other in a random order, exposes both to the same machine, so their
@@ -18,28 +18,17 @@ from __future__ import annotations
 import copy
 import logging
 import random
-import statistics
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from bench.errors import BenchError
-from bench.results import RESULTS_FILE, STATUS_FAILED, Failure, LatencyResult, ModelResult, RunResult
+from bench.results import RESULTS_FILE, STATUS_FAILED, Failure, RunResult
 
 log = logging.getLogger("bench.retime")
 
 ROLES = ("baseline", "new")
 RETIME_FOLDER = "retime"
-
-
-@dataclass
-class _Timings:
-    """What the re-timing processes of one model of one run measured."""
-
-    load_times_s: list[float] = field(default_factory=list)
-    by_batch: dict[int, list[dict]] = field(default_factory=dict)
-    call_paths: dict[int, str] = field(default_factory=dict)
-    failure: Failure | None = None
 
 
 def _run_folder(path: Path, role: str) -> Path:
@@ -63,29 +52,37 @@ def retimed_models(baseline: RunResult, new: RunResult) -> list[str]:
 
 
 def retime_runs(
-    baseline_path: Path, new_path: Path, baseline: RunResult, new: RunResult, processes: int, seed: int = 0,
+    baseline_path: Path, new_path: Path, baseline: RunResult, new: RunResult,
+    processes: Optional[int] = None, seed: int = 0,
 ) -> tuple[RunResult, RunResult, str]:
     """Re-time every model measured in both runs; return the two runs with the new latency and a summary.
 
-    Each of ``processes`` rounds runs one timing-only worker per model and
-    run, in a seeded random order within each model's pair. A process that
-    fails marks that model failed in its run's copy, with the processes
-    timed so far kept. The copies are saved under ``retime/`` in the new
-    run's folder.
+    Each of ``processes`` rounds (default: the new run's ``processes``
+    setting) runs one timing-only worker per model and run, in a seeded
+    random order within each model's pair. A process that fails marks that
+    model failed in its run's copy, with the processes timed so far kept.
+    The copies are saved under ``retime/`` in the new run's folder.
     """
     from bench.config import make_config
     from bench.process import run_worker
     from bench.runner import measure_spec, worker_env
 
+    folders = {"baseline": _run_folder(baseline_path, "baseline"), "new": _run_folder(new_path, "new")}
+    configs = {"baseline": make_config(dict(baseline.suite)), "new": make_config(dict(new.suite))}
+    if processes is None:
+        processes = configs["new"].processes
     if processes < 1:
         raise BenchError(f"--processes {processes} is invalid; use 1 or more")
-    folders = {"baseline": _run_folder(baseline_path, "baseline"), "new": _run_folder(new_path, "new")}
-    runs = {"baseline": baseline, "new": new}
-    configs = {role: make_config(dict(run.suite)) for role, run in runs.items()}
     names = retimed_models(baseline, new)
     out_dir = folders["new"] / RETIME_FOLDER
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
-    timings = {(role, name): _Timings() for role in ROLES for name in names}
+
+    # The copies start without latency, and every re-timing process adds to them.
+    retimed = {"baseline": copy.deepcopy(baseline), "new": copy.deepcopy(new)}
+    for run in retimed.values():
+        for name in names:
+            model = run.model(name)
+            model.latency, model.load_times_s, model.load_time_s = [], [], None
     rng = random.Random(seed)
 
     with tempfile.TemporaryDirectory(prefix="bench-retime-") as work:
@@ -95,13 +92,13 @@ def retime_runs(
                 order = list(ROLES)
                 rng.shuffle(order)
                 for role in order:
-                    record = timings[(role, name)]
-                    if record.failure is not None:
+                    model = retimed[role].model(name)
+                    if model.status == STATUS_FAILED:
                         continue
-                    run, folder, config = runs[role], folders[role], configs[role]
+                    folder, config = folders[role], configs[role]
                     spec = measure_spec(
                         config, name, folder / "artifacts" / name, folder / "data" / "splits.npz",
-                        run.data.seq_len, Path(work) / f"{role}-{name}.json", evaluate=False,
+                        retimed[role].data.seq_len, Path(work) / f"{role}-{name}.json", evaluate=False,
                     )
                     log_path = out_dir / "logs" / f"{role}-{name}.log"
                     outcome = run_worker(
@@ -109,21 +106,16 @@ def retime_runs(
                         config.timeout_for(name, "measure"), f"{name} re-time, {role} run", worker_env(config.device),
                     )
                     if outcome.result is None:
-                        record.failure = Failure(
+                        model.status = STATUS_FAILED
+                        model.failure = Failure(
                             "measure", outcome.failure_kind or "exception",
                             f"re-timing process {round_number} of {processes} failed: {outcome.message}",
                             outcome.log_tail, str(log_path),
                         )
-                        log.warning("%s run, %s: %s", role, name, record.failure.message)
+                        log.warning("%s run, %s: %s", role, name, model.failure.message)
                         continue
-                    record.load_times_s.append(outcome.result["load_time_s"])
-                    for entry in outcome.result["latency"]:
-                        record.call_paths[entry["batch_size"]] = entry["call_path"]
-                        record.by_batch.setdefault(entry["batch_size"], []).append(entry)
+                    model.add_timing(outcome.result)
 
-    retimed = {role: copy.deepcopy(run) for role, run in runs.items()}
-    for (role, name), record in timings.items():
-        _apply(retimed[role].model(name), record)
     for role in ROLES:
         retimed[role].save(out_dir / f"{role}.json")
     summary = (
@@ -132,16 +124,3 @@ def retime_runs(
         f"The stored latency was not used. Re-timed results: {out_dir}/baseline.json and new.json."
     )
     return retimed["baseline"], retimed["new"], summary
-
-
-def _apply(model: ModelResult, record: _Timings) -> None:
-    if record.by_batch:
-        model.latency = [
-            LatencyResult.from_processes(batch_size, record.call_paths[batch_size], entries)
-            for batch_size, entries in sorted(record.by_batch.items())
-        ]
-        model.load_times_s = list(record.load_times_s)
-        model.load_time_s = statistics.median(record.load_times_s)
-    if record.failure is not None:
-        model.status = STATUS_FAILED
-        model.failure = record.failure

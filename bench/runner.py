@@ -7,7 +7,6 @@ import gzip
 import json
 import logging
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -26,7 +25,6 @@ from bench.results import (
     AccuracyResult,
     DataInfo,
     Failure,
-    LatencyResult,
     MemoryResult,
     ModelResult,
     ResultsError,
@@ -246,20 +244,20 @@ class Runner:
         measuring phase lets such a burst touch a small share of any
         variant's calls, instead of all calls of the unlucky one.
         """
-        wanted = self.config.processes
-        for process in range(2, wanted + 1):
+        total = self.config.processes
+        for process in range(2, total + 1):
             due = [
                 model for name in self.config.variants
                 if (model := self.result.model(name)) is not None and model.ok and model.processes_measured < process
             ]
             if not due:
                 continue
-            log.info("timing round %d/%d: %s", process, wanted, ", ".join(model.name for model in due))
+            log.info("timing round %d/%d: %s", process, total, ", ".join(model.name for model in due))
             for model in due:
-                self._time_again(model, process, wanted)
+                self._time_again(model, process, total)
                 self.save()
 
-    def _time_again(self, model: ModelResult, process: int, wanted: int) -> None:
+    def _time_again(self, model: ModelResult, process: int, total: int) -> None:
         artifact_dir = self.run_dir / "artifacts" / model.name
         log_path = self.run_dir / "logs" / f"{model.name}.log"
         outcome = self._measure(model.name, artifact_dir, log_path, evaluate=False)
@@ -267,13 +265,10 @@ class Runner:
             # The processes timed so far stay in the record, and the failure names the one that broke.
             model.status = STATUS_FAILED
             model.failure = self._failure("measure", outcome, log_path)
-            model.failure.message = f"timing process {process} of {wanted} failed: {model.failure.message}"
+            model.failure.message = f"timing process {process} of {total} failed: {model.failure.message}"
             log.warning("%s: %s", model.name, model.failure.message)
             return
-        model.load_times_s.append(outcome.result["load_time_s"])
-        model.load_time_s = statistics.median(model.load_times_s)
-        timings = {entry["batch_size"]: entry for entry in outcome.result["latency"]}
-        model.latency = [entry.add_process(timings[entry.batch_size]) for entry in model.latency]
+        model.add_timing(outcome.result)
 
     def run_variant(self, name: str) -> ModelResult:
         spec = VARIANTS[name]
@@ -372,14 +367,9 @@ class Runner:
         )
 
     def _fill_measurement(self, record: ModelResult, measured: dict) -> None:
-        record.load_time_s = measured["load_time_s"]
-        record.load_times_s = [measured["load_time_s"]]
+        record.add_timing(measured)
         record.accuracy = AccuracyResult(**measured["accuracy"])
         record.memory = MemoryResult(**measured["memory"])
-        record.latency = [
-            LatencyResult.from_processes(entry["batch_size"], entry["call_path"], [entry])
-            for entry in measured["latency"]
-        ]
 
     # -- the whole run ---------------------------------------------------------
 

@@ -59,6 +59,7 @@ from bench.compare import (  # noqa: E402
     compare_latency,
     resolve_thresholds,
 )
+from bench.config import SuiteConfig, make_config  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
 from bench.results import LatencyResult, ResultsError, RunResult  # noqa: E402
 
@@ -119,33 +120,27 @@ def run_child(spec_path: str, extra_s_by_batch: dict[int, float]) -> int:
 class Setup:
     run_dir: Path
     variant: str
-    spec: dict  # a timing-only "measure" spec for bench.worker, less result_path
-    batch_sizes: list[int]
+    config: SuiteConfig  # the run's suite, whose timing plan and batch sizes the workers use
+    seq_len: int
+
+    def spec(self, result_path: Path) -> dict:
+        """Return the timing-only spec of a measuring worker, as the runner writes it."""
+        from bench.runner import measure_spec
+
+        return measure_spec(
+            self.config, self.variant, self.run_dir / "artifacts" / self.variant,
+            self.run_dir / "data" / "splits.npz", self.seq_len, result_path, evaluate=False,
+        )
 
 
 def prepare(run: RunResult, run_dir: Path, variant: str) -> Setup:
-    from bench.config import make_config
-
     model = run.model(variant)
     if model is None or not model.ok:
         names = ", ".join(entry.name for entry in run.models if entry.ok) or "none"
         raise BenchError(f"variant {variant!r} was not measured in {run_dir}; measured: {names}")
     if run.data is None:
         raise BenchError(f"the run at {run_dir} has no data record")
-    batch_sizes = [entry.batch_size for entry in model.latency]
-    spec = {
-        "stage": "measure",
-        "variant": variant,
-        "artifact_dir": str(run_dir / "artifacts" / variant),
-        "splits_path": str(run_dir / "data" / "splits.npz"),
-        "batch_sizes": batch_sizes,
-        "seq_len": run.data.seq_len,
-        "threads": run.suite.get("threads"),
-        "device": run.suite.get("device", "cpu"),
-        "timing": make_config(run.suite).timing_values(),
-        "evaluate": False,
-    }
-    return Setup(run_dir, variant, spec, batch_sizes)
+    return Setup(run_dir, variant, make_config(run.suite), run.data.seq_len)
 
 
 def measure(setup: Setup, work_dir: Path, extra_s_by_batch: dict[int, float]) -> dict[str, dict]:
@@ -155,11 +150,11 @@ def measure(setup: Setup, work_dir: Path, extra_s_by_batch: dict[int, float]) ->
     spec_path = work_dir / "spec.json"
     result_path = work_dir / "result.json"
     result_path.unlink(missing_ok=True)
-    spec_path.write_text(json.dumps({**setup.spec, "result_path": str(result_path)}))
+    spec_path.write_text(json.dumps(setup.spec(result_path)))
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_path),
                "--extra-s", json.dumps({str(size): extra for size, extra in extra_s_by_batch.items()})]
     completed = subprocess.run(
-        command, env=worker_env(setup.spec["device"]), capture_output=True, text=True,
+        command, env=worker_env(setup.config.device), capture_output=True, text=True,
         timeout=WORKER_TIMEOUT_S, stdin=subprocess.DEVNULL,
     )
     if completed.returncode != 0 or not result_path.is_file():
@@ -193,14 +188,14 @@ def measure_pool(
         run = RunResult.load(run_dir)
     except ResultsError as error:
         raise BenchError(f"cannot read the run at {run_dir}: {error}") from None
-    from bench.config import make_config
 
     setups = {variant: prepare(run, run_dir, variant) for variant in variants}
+    config = make_config(run.suite)
     rng = random.Random(seed)
     pool = {
         "run_dir": str(run_dir),
-        "processes": make_config(run.suite).processes,
-        "timing": next(iter(setups.values())).spec["timing"],
+        "processes": config.processes,
+        "timing": config.timing_values(),
         "slowdown": slowdown,
         "variants": {},
     }
@@ -208,7 +203,7 @@ def measure_pool(
         work_dir = Path(folder)
         for variant, setup in setups.items():
             log(f"{variant}: calibrating with {CALIBRATION_PROCESSES} plain processes")
-            medians: dict[str, list[float]] = {str(size): [] for size in setup.batch_sizes}
+            medians: dict[str, list[float]] = {str(size): [] for size in setup.config.batch_sizes}
             for _ in range(CALIBRATION_PROCESSES):
                 for size, timing in measure(setup, work_dir, {}).items():
                     medians[size].append(float(np.median(timing["samples_s"])))
@@ -423,7 +418,7 @@ def report_lines(pool: dict, processes: int, pairs: int, thresholds, seed: int) 
     rounds = min(len(entry[SLOWED]) for entry in variants.values())
     if rounds < processes:
         raise BenchError(
-            f"the pool holds {rounds} rounds, too few for pairs of runs of {processes} processes; "
+            f"the pool has {rounds} rounds, too few for pairs of runs of {processes} processes; "
             "measure more rounds or pass a smaller --processes"
         )
     checked = ", ".join(t.spec for t in thresholds.values()

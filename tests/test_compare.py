@@ -352,11 +352,15 @@ def test_quantile_test_too_few_samples_says_how_many():
 # Latency verdicts
 
 
+def rows_by_metric(baseline: LatencyResult, new: LatencyResult, thresholds) -> dict:
+    """Compare two latency records and return the rows keyed by metric."""
+    return {row.metric: row for row in compare_latency("model", baseline, new, thresholds)}
+
+
 def latency_rows(baseline_ms, new_ms, *, count=400, spread=0.03, thresholds=None):
     baseline = make_latency(1, latency_samples_s(baseline_ms, count, spread, seed=1))
     new = make_latency(1, latency_samples_s(new_ms, count, spread, seed=2))
-    rows = compare_latency("model", baseline, new, thresholds or MEDIAN_GATE)
-    return {row.metric: row for row in rows}
+    return rows_by_metric(baseline, new, thresholds or MEDIAN_GATE)
 
 
 def test_latency_clearly_equal_is_unchanged():
@@ -398,13 +402,12 @@ def test_latency_beyond_threshold_but_noisy_is_unchanged():
     # the two samples overlap too much to tell that from chance.
     base_ms = [0.5, 0.7, 0.8, 0.9, 1.0, 1.0, 1.1, 1.3, 1.6, 2.0]
     new_ms = [value * 1.2 for value in base_ms]
-    rows = compare_latency(
-        "model",
+    rows = rows_by_metric(
         make_latency(1, [value / 1000 for value in base_ms]),
         make_latency(1, [value / 1000 for value in new_ms]),
         MEDIAN_GATE,
     )
-    row = {entry.metric: entry for entry in rows}["latency.p50"]
+    row = rows["latency.p50"]
     assert row.change > 10.0
     assert row.test.p_value is not None
     assert not row.test.significant
@@ -432,8 +435,7 @@ def test_latency_tail_regression_caught_by_p99():
     base = latency_samples_s(1.0, 2000, seed=1)
     # One call in twenty takes three times as long: the median barely moves.
     slow = partly_slowed_samples(share=0.05, factor=3.0, seed=7)
-    rows = compare_latency("model", make_latency(1, base), make_latency(1, slow), MEDIAN_GATE)
-    by_metric = {row.metric: row for row in rows}
+    by_metric = rows_by_metric(make_latency(1, base), make_latency(1, slow), MEDIAN_GATE)
     assert by_metric["latency.p99"].verdict == VERDICT_REGRESSED
     assert by_metric["latency.p99"].test.name == "p99 exceedance, Fisher exact"
     assert by_metric["latency.p50"].verdict == VERDICT_UNCHANGED
@@ -456,7 +458,7 @@ def processes_latency(medians_ms: list[float], calls: int = 600, seed: int = 0) 
 def test_p1_catches_slower_model():
     base = processes_latency([1.0] * 10)
     slower = processes_latency([1.1] * 10, seed=50)
-    row = {entry.metric: entry for entry in compare_latency("model", base, slower, DEFAULTS)}["latency.p1"]
+    row = rows_by_metric(base, slower, DEFAULTS)["latency.p1"]
     assert row.verdict == VERDICT_REGRESSED
     assert row.change == pytest.approx(10.0, abs=1.5)
 
@@ -466,8 +468,7 @@ def test_p10_ignores_outside_load_burst():
     # Another program takes the second core for 60% of the new run: those
     # calls take 1.6 times as long, the others are as fast as before.
     burst = partly_slowed_samples(share=0.6, factor=1.6, seed=3)
-    rows = compare_latency("model", make_latency(1, base), make_latency(1, burst), P10_GATE)
-    by_metric = {row.metric: row for row in rows}
+    by_metric = rows_by_metric(make_latency(1, base), make_latency(1, burst), P10_GATE)
     assert by_metric["latency.p50"].verdict == VERDICT_REGRESSED
     assert by_metric["latency.p10"].verdict == VERDICT_UNCHANGED
     assert abs(by_metric["latency.p10"].change) < 5.0
@@ -476,8 +477,7 @@ def test_p10_ignores_outside_load_burst():
 def test_p10_catches_slower_model():
     base = latency_samples_s(1.0, 2000, seed=1)
     slower = [value * 1.10 for value in latency_samples_s(1.0, 2000, seed=2)]
-    rows = compare_latency("model", make_latency(1, base), make_latency(1, slower), P10_GATE)
-    row = {entry.metric: entry for entry in rows}["latency.p10"]
+    row = rows_by_metric(make_latency(1, base), make_latency(1, slower), P10_GATE)["latency.p10"]
     assert row.verdict == VERDICT_REGRESSED
     assert row.change == pytest.approx(10.0, abs=1.0)
     assert row.test.name == "p10 exceedance, Fisher exact"

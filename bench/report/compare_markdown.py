@@ -95,7 +95,7 @@ def _notes_cell(row: MetricComparison) -> str:
     if row.test is not None and row.test.p_value is not None:
         parts.append(format_test(row.test))
     elif row.test is not None and row.test.problem and row.test.problem not in row.note:
-        # The verdict did not need the test, but say why there is no p-value.
+        # The verdict did not need the test, but the note gives the reason for the missing p-value.
         parts.append(f"no test: {row.test.problem.split(' (')[0]}")
     return "; ".join(parts)
 

@@ -21,8 +21,6 @@ NOISY_SPREAD = 0.25
 # medians of processes on a shared machine differ by a few percent anyway.
 SLOWER_MARGIN = 0.05
 FEW_CALLS = 30
-# Balanced accuracy of a classifier that guesses: 0.5 whatever the class balance.
-CHANCE_BALANCED_ACCURACY = 0.5
 STATUS_WIDTH = 100  # characters of a failure cause shown in the comparison table
 
 
@@ -157,7 +155,7 @@ def warnings(run: RunResult) -> list[str]:
     baseline = run.model(BASELINE)
     lines = []
     for model in run.models:
-        if model.accuracy and model.accuracy.balanced_accuracy <= CHANCE_BALANCED_ACCURACY:
+        if model.accuracy and model.accuracy.at_chance:
             lines.append(
                 f"{model.name} classifies no better than chance (balanced accuracy "
                 f"{model.accuracy.balanced_accuracy:.2f} on {model.accuracy.examples} test texts); "
@@ -191,7 +189,7 @@ def latency_table(run: RunResult) -> str:
             rows.append({
                 "variant": model.name,
                 "batch": entry.batch_size,
-                "processes": len(entry.processes) or 1,
+                "processes": entry.process_count,
                 "calls": entry.count,
                 "p10 (ms)": f"{entry.percentile_ms(10):.3f}",
                 "p50 (ms)": f"{entry.p50_ms:.3f}",

@@ -69,7 +69,7 @@ def results_frame(run: RunResult) -> pd.DataFrame:
                     "min_ms": entry.min_ms,
                     "max_ms": entry.max_ms,
                     "calls": entry.count,
-                    "processes": len(entry.processes) or 1,
+                    "processes": entry.process_count,
                     "throughput_per_s": entry.throughput_per_s,
                     "first_call_s": entry.first_call_s,
                     "call_path": entry.call_path,
