@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from bench import __version__
+from bench.arguments import name_list, positive_int_list, variant_setting, whole_number
 from bench.errors import BenchError
 
 log = logging.getLogger("bench")
@@ -28,70 +29,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_INVALID, f"{self.prog}: error: {message}\nsee '{self.prog} --help' for the options\n")
 
 
-def _positive_int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of whole numbers, e.g. 1,32"
-        ) from None
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one batch size, e.g. 1,32")
-    return values
-
-
-def _name_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _parse_value(text: str) -> Any:
-    """Read a --set value as a number or boolean when it looks like one."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    return text
-
-
-def _variant_setting(text: str) -> tuple[str, str, Any]:
-    name, separator, value = text.partition("=")
-    variant, dot, parameter = name.partition(".")
-    if not separator or not dot or not variant or not parameter:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not of the form VARIANT.PARAMETER=VALUE, e.g. pruned.target_sparsity=0.9"
-        )
-    return variant.strip(), parameter.strip(), _parse_value(value.strip())
-
-
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="suite file (TOML or JSON); options given here override it")
     parser.add_argument("--data", help="built-in data set (rotten-tomatoes, chinese-reviews) or a .csv/.jsonl file")
     parser.add_argument("--text-column", help="text column of a user data file (default: text)")
     parser.add_argument("--label-column", help="label column of a user data file (default: label)")
     parser.add_argument("--positive-label", help="label value that means positive, when it cannot be guessed")
-    parser.add_argument("--limit", type=int, help="use at most this many texts, sampled with the seed")
-    parser.add_argument("--vocab-size", type=int, help="vocabulary size, padding and unknown ids included (default 10000)")
-    parser.add_argument("--seq-len", type=int, help="tokens per text (default: 95th percentile of training texts)")
-    parser.add_argument("--batch-sizes", type=_positive_int_list, help="batch sizes to time, comma-separated (default 1,32)")
-    parser.add_argument("--variants", type=_name_list, help="variants to run, comma-separated (default: all; see bench list)")
-    parser.add_argument("--skip", type=_name_list, default=[], help="variants to leave out, comma-separated")
-    parser.add_argument("--set", dest="settings", type=_variant_setting, action="append", default=[],
+    parser.add_argument("--limit", type=whole_number, help="use at most this many texts, sampled with the seed")
+    parser.add_argument("--vocab-size", type=whole_number, help="vocabulary size, padding and unknown ids included (default 10000)")
+    parser.add_argument("--seq-len", type=whole_number, help="tokens per text (default: 95th percentile of training texts)")
+    parser.add_argument("--batch-sizes", type=positive_int_list, help="batch sizes to time, comma-separated (default 1,32)")
+    parser.add_argument("--variants", type=name_list, help="variants to run, comma-separated (default: all; see bench list)")
+    parser.add_argument("--skip", type=name_list, default=[], help="variants to leave out, comma-separated")
+    parser.add_argument("--set", dest="settings", type=variant_setting, action="append", default=[],
                         metavar="VARIANT.PARAM=VALUE", help="set a variant parameter, e.g. pruned.target_sparsity=0.9 (repeatable)")
     parser.add_argument("--out", help="folder that receives one folder per run (default: reports)")
     parser.add_argument("--device", help="cpu (default) or gpu; gpu fails when TensorFlow finds none")
-    parser.add_argument("--threads", type=int, help="threads per runtime (default: the runtime's own)")
-    parser.add_argument("--seed", type=int, help="seed for sampling, splitting and training (default 0)")
+    parser.add_argument("--threads", type=whole_number, help="threads per runtime (default: the runtime's own)")
+    parser.add_argument("--seed", type=whole_number, help="seed for sampling, splitting and training (default 0)")
     parser.add_argument("--quick", action="store_true", default=None,
                         help="smoke run: 2000 texts, at most 8 training epochs, short timing")
-    parser.add_argument("--warmup-calls", type=int, help="untimed calls before timing (default 10)")
-    parser.add_argument("--min-calls", type=int, help="minimum timed calls per batch size (default 50)")
+    parser.add_argument("--warmup-calls", type=whole_number, help="untimed calls before timing (default 10)")
+    parser.add_argument("--min-calls", type=whole_number, help="minimum timed calls per batch size (default 50)")
     parser.add_argument("--min-duration-s", type=float, help="minimum seconds of timed calls per batch size (default 1.0)")
-    parser.add_argument("--max-calls", type=int, help="maximum timed calls per batch size (default 100000)")
-    parser.add_argument("--processes", type=int,
+    parser.add_argument("--max-calls", type=whole_number, help="maximum timed calls per batch size (default 100000)")
+    parser.add_argument("--processes", type=whole_number,
                         help="fresh worker processes that time each variant (default 10, 2 with --quick)")
     parser.add_argument("--build-timeout-s", type=float, help="seconds one variant's build may take (default 3600)")
     parser.add_argument("--measure-timeout-s", type=float, help="seconds one variant's measurement may take (default 900)")

@@ -18,12 +18,13 @@ import difflib
 import math
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from bench.arguments import whole_number
 from bench.errors import BenchError
 from bench.results import RESULTS_FILE, LatencyResult, ModelResult, ResultsError, RunResult
 
@@ -545,12 +546,20 @@ def compare_latency(
     ]
 
 
+# Characters of a failure message kept in a comparison row; results.json and
+# report.md keep the whole message.
+STATUS_MESSAGE_CHARS = 160
+
+
 def _status_text(model: ModelResult) -> str:
     if model.failure is None:
         return model.status
     first_line = (model.failure.message or "").strip().splitlines()
     message = first_line[0] if first_line else "no message"
-    return f"{model.status} at {model.failure.stage} ({model.failure.kind}): {message}"
+    if len(message) > STATUS_MESSAGE_CHARS:
+        message = message[:STATUS_MESSAGE_CHARS].rstrip() + "…"
+    kind = "" if model.failure.kind == model.status else f" ({model.failure.kind})"
+    return f"{model.status} at {model.failure.stage}{kind}: {message}"
 
 
 def compare_models(
@@ -566,6 +575,8 @@ def compare_models(
         for label, model in (("baseline", baseline), ("new run", new))
         if not model.ok
     ]
+    if len(problems) == 2 and _status_text(baseline) == _status_text(new):
+        problems = [f"both runs: {_status_text(new)}"]
     if problems:
         # A model that worked before and fails now is the worst regression
         # of all, so it fails the gate instead of dropping out of it.
@@ -590,6 +601,56 @@ def compare_models(
             continue
         rows.extend(compare_latency(name, baseline_latency, new_latency, thresholds, alpha))
     return rows
+
+
+def timing_regressions(rows: Iterable[MetricComparison]) -> list[MetricComparison]:
+    """Return the regressed latency and throughput rows: those that re-timing can check."""
+    return [
+        row for row in rows
+        if row.verdict == VERDICT_REGRESSED and row.metric is not None and METRICS[row.metric].per_batch_size
+    ]
+
+
+def _row_key(row: MetricComparison) -> tuple:
+    return (row.model, row.batch_size, row.metric)
+
+
+def confirm_rows(
+    rows: list[MetricComparison], checks: Iterable[MetricComparison], failed: dict[str, str]
+) -> list[MetricComparison]:
+    """Keep a regressed latency row regressed only when a second measurement regressed too.
+
+    ``checks`` are the rows of the confirming comparison, ``failed`` maps a
+    model whose confirming measurement failed to the reason. Such a model's
+    rows stay regressed: the failure cannot clear them. A row that the
+    confirmation does not repeat becomes ``unchanged``, with both changes in
+    its note; the shown values stay those of the first measurement.
+    """
+    by_key = {_row_key(check): check for check in checks if check.metric is not None}
+    suspects = {_row_key(row) for row in timing_regressions(rows)}
+    confirmed = []
+    for row in rows:
+        key = _row_key(row)
+        if key not in suspects:
+            confirmed.append(row)
+            continue
+        first = f"{row.change:+.1f}%"
+        check = by_key.get(key)
+        if row.model in failed or check is None:
+            reason = failed.get(row.model, "the confirming comparison has no such row")
+            confirmed.append(replace(row, note=f"significant; counted because the check failed: {reason}"))
+        elif check.verdict == VERDICT_REGRESSED:
+            confirmed.append(replace(
+                row, note=f"significant; confirmed by re-timing ({check.change:+.1f}%, "
+                f"p = {check.test.p_value:.2g})",
+            ))
+        else:
+            confirmed.append(replace(
+                row, verdict=VERDICT_UNCHANGED,
+                note=f"{first} here, but {check.change:+.1f}% when re-timed to confirm "
+                f"({check.verdict}): not a regression",
+            ))
+    return confirmed
 
 
 # ---------------------------------------------------------------------------
@@ -814,9 +875,15 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
         "compare that latency instead of the stored one; needs both run folders with artifacts",
     )
     parser.add_argument(
-        "--processes", type=int, metavar="N",
-        help="rounds of re-timing with --retime, one fresh process per model and run in each "
-        "(default: the new run's processes setting)",
+        "--confirm", action="store_true",
+        help="re-time the models whose latency regressed, alternating between both runs' "
+        "artifacts, and count a latency row as regressed only when it regresses again; needs "
+        "both run folders with artifacts, and costs time only when a row regressed",
+    )
+    parser.add_argument(
+        "--processes", type=whole_number, metavar="N",
+        help="rounds of re-timing with --retime or --confirm, one fresh process per model and run "
+        "in each (default: the new run's processes setting, at least 10)",
     )
     parser.add_argument(
         "--allow-env-mismatch", action="store_true",
@@ -864,21 +931,31 @@ def run_compare(args: argparse.Namespace) -> int:
 
     for spec in args.thresholds:
         parse_threshold(spec, SOURCE_COMMAND_LINE)  # fail before reading any file
-    if args.processes is not None and not args.retime:
-        raise BenchError("--processes applies to re-timing only; add --retime or leave it out")
+    if args.processes is not None and not (args.retime or args.confirm):
+        raise BenchError("--processes applies to re-timing only; add --retime or --confirm, or leave it out")
+    if args.processes is not None and args.processes < 1:
+        raise BenchError(f"--processes {args.processes} is invalid; use 1 or more")
     baseline = _load_run(args.baseline, "baseline")
     new = _load_run(args.new, "new")
     thresholds = resolve_thresholds(suite_threshold_specs(new), args.thresholds)
     notes = []
+    if args.retime or args.confirm:
+        from bench.retime import check_run_folders
+
+        # Fail on missing artifacts and mismatched environments before minutes of re-timing.
+        check_run_folders(args.baseline, args.new)
+        check_environments(baseline, new, args.allow_env_mismatch)
     if args.retime:
         from bench.retime import retime_runs
 
-        # Fail on mismatched environments before minutes of re-timing.
-        check_environments(baseline, new, args.allow_env_mismatch)
         baseline, new, summary = retime_runs(args.baseline, args.new, baseline, new, args.processes)
-        notes.append(summary)
+        notes.append(f"Latency re-timed on this machine {summary} The stored latency was not used.")
     report = compare_runs(baseline, new, thresholds, allow_env_mismatch=args.allow_env_mismatch)
     report.notes.extend(notes)
+    if args.confirm:
+        from bench.retime import confirm_regressions
+
+        report = confirm_regressions(report, args.baseline, args.new, args.processes)
 
     text = "\n".join(format_comparison(report, str(args.baseline), str(args.new))) + "\n"
     sys.stdout.write(text)

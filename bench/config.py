@@ -18,6 +18,7 @@ DEVICES = ("cpu", "gpu")
 # A quick run trains on a slice of the data and times fewer calls: a smoke
 # test of the whole path, not a measurement to publish.
 QUICK_LIMIT = 2000
+DEFAULT_PROCESSES = 10
 QUICK_OVERRIDES = {
     "warmup_calls": 3,
     "min_calls": 20,
@@ -49,7 +50,7 @@ class SuiteConfig:
     min_calls: int = field(default=50, metadata={"help": "minimum timed calls per batch size"})
     min_duration_s: float = field(default=1.0, metadata={"help": "minimum seconds of timed calls per batch size"})
     max_calls: int = field(default=100_000, metadata={"help": "maximum timed calls per batch size"})
-    processes: int = field(default=10, metadata={"help": "fresh worker processes that time each variant, in rounds over the variants"})
+    processes: int = field(default=DEFAULT_PROCESSES, metadata={"help": "fresh worker processes that time each variant, in rounds over the variants"})
     build_timeout_s: float = field(default=3600.0, metadata={"help": "seconds a variant's build may take"})
     measure_timeout_s: float = field(default=900.0, metadata={"help": "seconds a variant's measurement may take"})
     timeouts_s: dict[str, float] = field(default_factory=dict, metadata={"help": "per-variant limit for build and for measurement, overriding the two above"})

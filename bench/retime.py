@@ -1,4 +1,4 @@
-"""Time the artifacts of two runs again, alternating between them: ``bench compare --retime``.
+"""Time the artifacts of two runs again, alternating between them: ``bench compare --retime`` and ``--confirm``.
 
 A shared machine's speed drifts: on the 2-core machine measured in
 docs/ci.md, within an hour the median call of a Keras model went from 1.3 ms
@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from bench.compare import ComparisonReport, compare_models, confirm_rows, timing_regressions
 from bench.errors import BenchError
 from bench.results import RESULTS_FILE, STATUS_FAILED, Failure, RunResult
 
@@ -36,7 +37,7 @@ def _run_folder(path: Path, role: str) -> Path:
     missing = [name for name in ("artifacts", "data/splits.npz", RESULTS_FILE) if not (folder / name).exists()]
     if missing:
         raise BenchError(
-            f"--retime needs the {role} run's folder with its artifacts, but {folder} has no "
+            f"--retime and --confirm need the {role} run's folder with its artifacts, but {folder} has no "
             f"{' and no '.join(missing)}. Keep the whole run folder (results.json, artifacts/ and "
             "data/), not only results.json; in CI, cache the folder that bench run wrote."
         )
@@ -51,29 +52,42 @@ def retimed_models(baseline: RunResult, new: RunResult) -> list[str]:
     ]
 
 
+def check_run_folders(baseline_path: Path, new_path: Path) -> None:
+    """Raise BenchError unless both runs' folders have what re-timing serves."""
+    _run_folder(baseline_path, "baseline")
+    _run_folder(new_path, "new")
+
+
 def retime_runs(
     baseline_path: Path, new_path: Path, baseline: RunResult, new: RunResult,
     processes: Optional[int] = None, seed: int = 0,
+    models: Optional[list[str]] = None, prefix: str = "",
 ) -> tuple[RunResult, RunResult, str]:
-    """Re-time every model measured in both runs; return the two runs with the new latency and a summary.
+    """Re-time models measured in both runs; return the two runs with the new latency and a summary.
 
-    Each of ``processes`` rounds (default: the new run's ``processes``
-    setting) runs one timing-only worker per model and run, in a seeded
-    random order within each model's pair. A process that fails marks that
-    model failed in its run's copy, with the processes timed so far kept.
-    The copies are saved under ``retime/`` in the new run's folder.
+    The summary is a sentence fragment that starts with "in N rounds" and
+    goes on with sentences on the method and the result files.
+
+    ``models`` limits the re-timing to those names (default: every model
+    that both runs measured). Each of ``processes`` rounds (default: the new
+    run's ``processes`` setting, at least 10) runs one timing-only worker per model and
+    run, in a seeded random order within each model's pair. A process that
+    fails marks that model failed in its run's copy, with the processes
+    timed so far kept. The copies are saved under ``retime/`` in the new
+    run's folder, as ``{prefix}baseline.json`` and ``{prefix}new.json``.
     """
-    from bench.config import make_config
+    from bench.config import DEFAULT_PROCESSES, make_config
     from bench.process import run_worker
     from bench.runner import measure_spec, worker_env
 
     folders = {"baseline": _run_folder(baseline_path, "baseline"), "new": _run_folder(new_path, "new")}
     configs = {"baseline": make_config(dict(baseline.suite)), "new": make_config(dict(new.suite))}
     if processes is None:
-        processes = configs["new"].processes
+        # A quick run's 2 processes give the p1 test too few calls to decide.
+        processes = max(configs["new"].processes, DEFAULT_PROCESSES)
     if processes < 1:
         raise BenchError(f"--processes {processes} is invalid; use 1 or more")
-    names = retimed_models(baseline, new)
+    names = [name for name in retimed_models(baseline, new) if models is None or name in models]
     out_dir = folders["new"] / RETIME_FOLDER
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
 
@@ -100,7 +114,7 @@ def retime_runs(
                         config, name, folder / "artifacts" / name, folder / "data" / "splits.npz",
                         retimed[role].data.seq_len, Path(work) / f"{role}-{name}.json", evaluate=False,
                     )
-                    log_path = out_dir / "logs" / f"{role}-{name}.log"
+                    log_path = out_dir / "logs" / f"{prefix}{role}-{name}.log"
                     outcome = run_worker(
                         spec, Path(work) / f"{role}-{name}.spec.json", log_path,
                         config.timeout_for(name, "measure"), f"{name} re-time, {role} run", worker_env(config.device),
@@ -117,10 +131,50 @@ def retime_runs(
                     model.add_timing(outcome.result)
 
     for role in ROLES:
-        retimed[role].save(out_dir / f"{role}.json")
+        retimed[role].save(out_dir / f"{prefix}{role}.json")
+    plural = "s" if processes != 1 else ""
     summary = (
-        f"Latency re-timed on this machine in {processes} rounds: each round served every model "
-        f"of both runs in one fresh process each, one run after the other in a random order. "
-        f"The stored latency was not used. Re-timed results: {out_dir}/baseline.json and new.json."
+        f"in {processes} round{plural}. Each round served {'every model' if models is None else ', '.join(names)} "
+        "of both runs in one fresh process each, one run after the other in a random order. "
+        f"Results: {out_dir}/{prefix}baseline.json and {prefix}new.json."
     )
     return retimed["baseline"], retimed["new"], summary
+
+
+def confirm_regressions(
+    report: ComparisonReport, baseline_path: Path, new_path: Path,
+    processes: Optional[int] = None, seed: int = 1,
+) -> ComparisonReport:
+    """Re-time the models with a regressed latency row, and keep only the regressions that repeat.
+
+    On a shared machine a few percent of comparisons of equal models show a
+    significant latency regression by chance, because more of one run's
+    processes happened to run in a slow state. A second, independent
+    re-timing repeats such a chance result rarely but a real slowdown nearly
+    always. Requiring both therefore cuts false alarms and keeps detection,
+    as measured in docs/ci.md. It costs time only when a row regressed.
+    """
+    suspects = timing_regressions(report.rows)
+    names = list(dict.fromkeys(row.model for row in suspects))
+    if not names:
+        report.notes.append("No latency row regressed, so none needed confirming.")
+        return report
+    log.info("confirming %d regressed latency rows by re-timing %s", len(suspects), ", ".join(names))
+    baseline, new, summary = retime_runs(
+        baseline_path, new_path, report.baseline, report.new, processes, seed, names, "confirm-",
+    )
+    checks, failed = [], {}
+    for name in names:
+        for role, run in (("baseline", baseline), ("new", new)):
+            model = run.model(name)
+            if not model.ok:
+                failed[name] = f"re-timing the {role} run's model failed ({model.failure.message})"
+        if name not in failed:
+            checks += compare_models(baseline.model(name), new.model(name), report.thresholds, report.alpha)
+    report.rows = confirm_rows(report.rows, checks, failed)
+    confirmed_count = len(timing_regressions(report.rows))
+    report.notes.append(
+        f"Regressed latency rows were checked: their models were re-timed again {summary} "
+        f"A row stays regressed only when the check regressed too, which {confirmed_count} of {len(suspects)} did."
+    )
+    return report

@@ -28,6 +28,8 @@ CASES = [
     ("negative batch size", lambda d: ["run", "--batch-sizes", "1,-4"], "batch size -4"),
     ("batch size not a number", lambda d: ["run", "--batch-sizes", "one"], "'one'"),
     ("zero run count", lambda d: ["run", "--min-calls", "0"], "min_calls 0"),
+    ("process count not whole", lambda d: ["run", "--processes", "2.5"], "'2.5' is not a whole number"),
+    ("compare process count not whole", lambda d: ["compare", "a", "b", "--confirm", "--processes", "x"], "'x' is not a whole number"),
     ("negative duration", lambda d: ["run", "--min-duration-s", "-1"], "min_duration_s -1"),
     ("sparsity out of range", lambda d: ["run", "--set", "pruned.target_sparsity=1.5"], "target_sparsity=1.5"),
     ("unknown variant parameter", lambda d: ["run", "--set", "pruned.sparsity=0.5"], "'target_sparsity'"),

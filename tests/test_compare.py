@@ -591,7 +591,18 @@ def test_unsupported_baseline_model_row():
                       make_model("mixed-float16"))
     row = one_row(report, "mixed-float16", None)
     assert row.verdict == VERDICT_NOT_COMPARABLE
-    assert row.note.startswith("baseline: unsupported at build (unsupported): no GPU")
+    assert row.note.startswith("baseline: unsupported at build: no GPU")
+
+
+def test_unsupported_in_both_runs_note():
+    failure = Failure(stage="build", kind="unsupported", message="tfmot cannot quantize this layer. " * 20)
+    report = compared(make_model("qat", status="unsupported", failure=failure),
+                      make_model("qat", status="unsupported", failure=failure))
+    row = one_row(report, "qat", None)
+    assert row.verdict == VERDICT_NOT_COMPARABLE
+    assert row.note.startswith("both runs: unsupported at build: tfmot cannot quantize this layer.")
+    assert row.note.endswith("…")
+    assert len(row.note) < compare.STATUS_MESSAGE_CHARS + 50
 
 
 def test_models_in_one_run_only_are_listed():
@@ -859,7 +870,7 @@ def test_retime_needs_artifact_folders(runs):
     with pytest.raises(BenchError) as error:
         run_compare(compare_args(base, same, "--retime"))
     message = str(error.value)
-    assert "--retime needs the baseline run's folder with its artifacts" in message
+    assert "--retime and --confirm need the baseline run's folder with its artifacts" in message
     assert "has no artifacts and no data/splits.npz" in message
 
 
@@ -938,3 +949,92 @@ def test_saved_results_round_trip(runs):
     payload = json.loads((base / "results.json").read_text())
     assert payload["models"][0]["latency"][0]["samples_s"]
     assert RunResult.load(base).models[0].latency[0].count == 1000
+
+
+# ---------------------------------------------------------------------------
+# Confirming latency regressions
+
+
+def _suite_report(new_median_ms: float, seed: int, **model_values):
+    baseline = make_run([make_model(median_ms={1: 1.0}, count=1000)], batch_sizes=[1])
+    new = make_run([make_model(median_ms={1: new_median_ms}, count=1000, seed=seed, **model_values)],
+                   batch_sizes=[1])
+    return compare_runs(baseline, new, DEFAULTS)
+
+
+def test_confirm_rows_clears_unrepeated_regression():
+    first = _suite_report(1.3, seed=5)
+    assert one_row(first, "baseline", "latency.p1", 1).verdict == VERDICT_REGRESSED
+    check = _suite_report(1.0, seed=6)
+    rows = compare.confirm_rows(first.rows, check.rows, {})
+    row = next(row for row in rows if row.metric == "latency.p1")
+    assert row.verdict == VERDICT_UNCHANGED
+    assert row.change == one_row(first, "baseline", "latency.p1", 1).change  # first measurement shown
+    assert "when re-timed to confirm" in row.note
+    assert "not a regression" in row.note
+
+
+def test_confirm_rows_keeps_a_repeated_regression():
+    first = _suite_report(1.3, seed=5)
+    check = _suite_report(1.3, seed=7)
+    rows = compare.confirm_rows(first.rows, check.rows, {})
+    row = next(row for row in rows if row.metric == "latency.p1")
+    assert row.verdict == VERDICT_REGRESSED
+    assert "confirmed by re-timing" in row.note
+
+
+def test_confirm_rows_keeps_a_regression_whose_check_failed():
+    first = _suite_report(1.3, seed=5)
+    rows = compare.confirm_rows(first.rows, [], {"baseline": "the worker crashed"})
+    row = next(row for row in rows if row.metric == "latency.p1")
+    assert row.verdict == VERDICT_REGRESSED
+    assert "the worker crashed" in row.note
+
+
+def test_confirm_rows_leaves_other_metrics_alone():
+    # A larger file is deterministic: re-timing cannot clear it.
+    first = _suite_report(1.0, seed=5, gzip_bytes=1_000_000)
+    assert one_row(first, "baseline", "size.gzip").verdict == VERDICT_REGRESSED
+    check = _suite_report(1.0, seed=6)
+    rows = compare.confirm_rows(first.rows, check.rows, {})
+    assert [row.verdict for row in rows] == [row.verdict for row in first.rows]
+    assert compare.timing_regressions(rows) == []
+
+
+def test_confirm_needs_artifact_folders(runs):
+    base, _, slow = runs
+    with pytest.raises(BenchError, match="--retime and --confirm need the baseline run's folder"):
+        run_compare(compare_args(base, slow, "--confirm"))
+
+
+def test_processes_below_one_rejected(runs):
+    base, same, _ = runs
+    with pytest.raises(BenchError, match="--processes 0 is invalid; use 1 or more"):
+        run_compare(compare_args(base, same, "--confirm", "--processes", "0"))
+
+
+def _workflow_commands() -> list[list[str]]:
+    """Return the bench commands of the example workflow, continuation lines joined."""
+    import shlex
+
+    text = (REPO_ROOT / ".github" / "workflows" / "bench-regression.yml").read_text()
+    joined = text.replace("\\\n", " ")
+    return [shlex.split(line.split("run:")[-1].strip())[1:]
+            for line in joined.splitlines()
+            if line.split("run:")[-1].strip().startswith("bench ")]
+
+
+def test_example_workflow_commands_parse():
+    from bench.cli import build_parser
+
+    commands = _workflow_commands()
+    assert {command[0] for command in commands} >= {"run", "compare"}
+    parser = build_parser()
+    for command in commands:
+        args = parser.parse_args(command)
+        if command[0] == "compare":
+            assert args.retime
+            assert args.confirm
+            assert args.processes == 10
+            for spec in args.thresholds:
+                parse_threshold(spec)

@@ -414,3 +414,15 @@ def test_warn_chance_accuracy():
     lines = [line for line in warnings(run) if "no better than chance" in line]
     assert len(lines) == 1
     assert "balanced accuracy 0.50" in lines[0]
+
+
+@pytest.mark.parametrize("key, label", [
+    ("conversion_s", "conversion (s)"),
+    ("file_bytes_by_batch", "file bytes by batch"),
+    ("kernel_sparsity", "kernel sparsity"),
+    ("rss_bytes", "rss (bytes)"),
+])
+def test_variant_detail_labels_are_words(key, label):
+    from bench.report.markdown import _detail_label
+
+    assert _detail_label(key) == label

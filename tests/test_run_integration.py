@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
-from bench.results import RunResult
+from bench.results import LatencyResult, RunResult
 from tests.clirun import run_bench, run_folder
 
 VARIANTS = ["baseline", "xla", "tflite-float32", "tflite-dynamic-int8"]
@@ -134,3 +135,40 @@ def test_retime_times_both_runs(quick_run):
     # The stored results stay as they were.
     assert RunResult.load(folder).model("baseline").latency[0].samples_s != \
         RunResult.load(folder / "retime" / "new.json").model("baseline").latency[0].samples_s
+
+
+def _slowed_copy(folder, target, model_name, factor):
+    """Copy a run folder, with ``model_name``'s stored calls made ``factor`` times slower."""
+    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("retime", "compare.md"))
+    run = RunResult.load(target)
+    model = run.model(model_name)
+    slowed = []
+    for entry in model.latency:
+        timings = entry.process_timings()
+        for timing in timings:
+            timing["samples_s"] = [value * factor for value in timing["samples_s"]]
+        slowed.append(LatencyResult.from_processes(entry.batch_size, entry.call_path, timings))
+    model.latency = slowed
+    run.save(target / "results.json")
+    return target
+
+
+def test_confirm_clears_stored_slowdown(quick_run, tmp_path):
+    out, _ = quick_run
+    folder = run_folder(out)
+    # The new run's stored LiteRT calls are 30% slower, but its artifact is the
+    # same file: the stored comparison regresses, and re-timing both clears it.
+    new = _slowed_copy(folder, tmp_path / "new", "tflite-float32", 1.3)
+    stored = run_bench("compare", str(folder), str(new))
+    assert stored.returncode == 1, stored.stdout[-3000:]
+
+    confirmed = run_bench("compare", str(folder), str(new), "--confirm", "--processes", "2")
+    assert confirmed.returncode == 0, confirmed.stdout[-3000:] + confirmed.stderr[-3000:]
+    assert "their models were re-timed again in 2 rounds. Each round served tflite-float32 of both runs" \
+        in confirmed.stdout
+    assert "which 0 of 2 did" in confirmed.stdout
+    assert "when re-timed to confirm" in confirmed.stdout
+    checked = RunResult.load(new / "retime" / "confirm-new.json")
+    assert len(checked.model("tflite-float32").latency[0].processes) == 2
+    # Models without a regressed row keep their stored latency.
+    assert checked.model("baseline").latency[0].samples_s == RunResult.load(new).model("baseline").latency[0].samples_s

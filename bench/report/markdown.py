@@ -239,6 +239,14 @@ def _detail_text(value: Any, nested: bool = False) -> str:
     return str(value)
 
 
+def _detail_label(key: str) -> str:
+    """Turn a detail's field name into words, with its unit: ``conversion_s`` -> "conversion (s)"."""
+    for suffix, unit in (("_s", "s"), ("_bytes", "bytes")):
+        if key.endswith(suffix):
+            return f"{key[: -len(suffix)].replace('_', ' ')} ({unit})"
+    return key.replace("_", " ")
+
+
 def _details(model: ModelResult) -> list[str]:
     lines = [f"### {model.name}", "", f"- family: {model.family}; status: {model.status}"]
     if model.params:
@@ -246,7 +254,7 @@ def _details(model: ModelResult) -> list[str]:
     for entry in model.latency:
         lines.append(f"- call timed at batch {entry.batch_size}: `{entry.call_path}`")
     for key, value in model.details.items():
-        lines.append(f"- {key}: {_detail_text(value)}")
+        lines.append(f"- {_detail_label(key)}: {_detail_text(value)}")
     lines.extend(f"- note: {note}" for note in model.notes)
     if model.failure:
         lines.append(f"- {model.failure.stage} {model.failure.kind}: {model.failure.message}")
