@@ -27,6 +27,7 @@ import numpy as np
 from bench.arguments import whole_number
 from bench.errors import BenchError
 from bench.results import RESULTS_FILE, LatencyResult, ModelResult, ResultsError, RunResult
+from bench.stats import throughput_per_s
 
 # One-sided significance level of the latency tests. It equals a two-sided
 # level of 0.002, the level asv uses for its Mann-Whitney U check
@@ -90,8 +91,16 @@ METRICS: dict[str, Metric] = {
 
 
 def _latency_value(metric: Metric, latency: LatencyResult) -> float:
-    if metric.name in ("latency.p1", "latency.p10"):
-        return latency.percentile_ms(metric.quantile * 100)
+    """Return the metric's value, from the raw samples when the record has them.
+
+    The samples are what the tests use, so the shown value agrees with the
+    test even when a results file's summary fields were edited by hand.
+    """
+    if latency.samples_s is not None and len(latency.samples_s):
+        if metric.quantile is not None:
+            return latency.percentile_ms(metric.quantile * 100)
+        mean_ms = float(np.mean(np.asarray(latency.samples_s, dtype=np.float64))) * 1000.0
+        return mean_ms if metric.name == "latency.mean" else throughput_per_s(latency.batch_size, mean_ms)
     values = {
         "latency.p50": latency.p50_ms,
         "latency.p90": latency.p90_ms,
@@ -425,6 +434,8 @@ class MetricComparison:
     threshold: Optional[Threshold] = None
     test: Optional[TestOutcome] = None
     note: str = ""
+    # The same row from the confirming re-timing of ``--confirm``, when one ran.
+    check: Optional["MetricComparison"] = None
 
 
 def metric_change(metric: Metric, baseline: float, new: float) -> float:
@@ -620,11 +631,11 @@ def confirm_rows(
 ) -> list[MetricComparison]:
     """Keep a regressed latency row regressed only when a second measurement regressed too.
 
-    ``checks`` are the rows of the confirming comparison, ``failed`` maps a
-    model whose confirming measurement failed to the reason. Such a model's
-    rows stay regressed: the failure cannot clear them. A row that the
-    confirmation does not repeat becomes ``unchanged``, with both changes in
-    its note; the shown values stay those of the first measurement.
+    ``checks`` are the rows of the confirming comparison, and ``failed`` maps
+    a model whose confirming measurement failed to the reason. A check that
+    failed or could not test its row never clears a regression. A row that
+    the check does not repeat becomes ``unchanged``. Every checked row keeps
+    the first measurement's values and carries its check in ``check``.
     """
     by_key = {_row_key(check): check for check in checks if check.metric is not None}
     suspects = {_row_key(row) for row in timing_regressions(rows)}
@@ -634,23 +645,27 @@ def confirm_rows(
         if key not in suspects:
             confirmed.append(row)
             continue
-        first = f"{row.change:+.1f}%"
         check = by_key.get(key)
         if row.model in failed or check is None:
             reason = failed.get(row.model, "the confirming comparison has no such row")
-            confirmed.append(replace(row, note=f"significant; counted because the check failed: {reason}"))
+            confirmed.append(replace(row, note=f"counted as regressed because the check failed: {reason}"))
+        elif check.verdict == VERDICT_NOT_COMPARABLE:
+            confirmed.append(replace(
+                row, check=check, note=f"counted as regressed because the check could not decide: {check.note}",
+            ))
         elif check.verdict == VERDICT_REGRESSED:
-            confirmed.append(replace(
-                row, note=f"significant; confirmed by re-timing ({check.change:+.1f}%, "
-                f"p = {check.test.p_value:.2g})",
-            ))
+            confirmed.append(replace(row, check=check, note="confirmed by re-timing"))
         else:
-            confirmed.append(replace(
-                row, verdict=VERDICT_UNCHANGED,
-                note=f"{first} here, but {check.change:+.1f}% when re-timed to confirm "
-                f"({check.verdict}): not a regression",
-            ))
+            confirmed.append(replace(row, verdict=VERDICT_UNCHANGED, check=check, note="not confirmed by re-timing"))
     return confirmed
+
+
+def unchecked_regressions(rows: Iterable[MetricComparison]) -> list[MetricComparison]:
+    """Return the regressed latency rows that count because their check failed or could not decide."""
+    return [
+        row for row in timing_regressions(rows)
+        if row.check is None or row.check.verdict != VERDICT_REGRESSED
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -876,8 +891,8 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--confirm", action="store_true",
-        help="re-time the models whose latency regressed, alternating between both runs' "
-        "artifacts, and count a latency row as regressed only when it regresses again; needs "
+        help="re-time the models with a regressed latency or throughput row, alternating between "
+        "both runs' artifacts, and count such a row as regressed only when it regresses again; needs "
         "both run folders with artifacts, and costs time only when a row regressed",
     )
     parser.add_argument(
@@ -896,7 +911,7 @@ def _missing_baseline_message(path: Path) -> str:
     return (
         f"baseline results not found: {path}. Create a baseline by running the suite on the "
         "reference commit (bench run --out DIR) and copying the run folder (or, without "
-        "--retime, its results.json) to this path. In CI, restore the main branch's run folder "
+        "--retime and --confirm, its results.json) to this path. In CI, restore the main branch's run folder "
         "to it before comparing. "
         "A missing baseline is an error, not a pass."
     )
@@ -932,7 +947,9 @@ def run_compare(args: argparse.Namespace) -> int:
     for spec in args.thresholds:
         parse_threshold(spec, SOURCE_COMMAND_LINE)  # fail before reading any file
     if args.processes is not None and not (args.retime or args.confirm):
-        raise BenchError("--processes applies to re-timing only; add --retime or --confirm, or leave it out")
+        raise BenchError(
+            f"--processes {args.processes} applies to re-timing only; add --retime or --confirm, or leave it out"
+        )
     if args.processes is not None and args.processes < 1:
         raise BenchError(f"--processes {args.processes} is invalid; use 1 or more")
     baseline = _load_run(args.baseline, "baseline")

@@ -22,7 +22,13 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from bench.compare import ComparisonReport, compare_models, confirm_rows, timing_regressions
+from bench.compare import (
+    ComparisonReport,
+    compare_models,
+    confirm_rows,
+    timing_regressions,
+    unchecked_regressions,
+)
 from bench.errors import BenchError
 from bench.results import RESULTS_FILE, STATUS_FAILED, Failure, RunResult
 
@@ -172,9 +178,14 @@ def confirm_regressions(
         if name not in failed:
             checks += compare_models(baseline.model(name), new.model(name), report.thresholds, report.alpha)
     report.rows = confirm_rows(report.rows, checks, failed)
-    confirmed_count = len(timing_regressions(report.rows))
-    report.notes.append(
+    undecided = len(unchecked_regressions(report.rows))
+    confirmed_count = len(timing_regressions(report.rows)) - undecided
+    text = (
         f"Regressed latency rows were checked: their models were re-timed again {summary} "
-        f"A row stays regressed only when the check regressed too, which {confirmed_count} of {len(suspects)} did."
+        f"A row stays regressed only when the check regressed too, which {confirmed_count} of "
+        f"{len(suspects)} did."
     )
+    if undecided:
+        text += f" {undecided} more count as regressed because their check failed or could not decide."
+    report.notes.append(text)
     return report

@@ -200,7 +200,7 @@ def main(argv: list[str]) -> int:
             result = run_measure(spec)
     except Exception as error:  # noqa: BLE001 - reported to the parent, which records it
         text = traceback.format_exc()
-        log.error("%s failed:\n%s", spec["stage"], text)
+        log.error("%s failed: %s: %s\n%s", spec["stage"], type(error).__name__, error, text)
         result_path.write_text(json.dumps({"status": "error", "error": f"{type(error).__name__}: {error}", "traceback": text}))
         return 1
     result_path.write_text(json.dumps(result))

@@ -66,7 +66,8 @@ from bench.compare import (  # noqa: E402
 )
 from bench.config import SuiteConfig, make_config  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
-from bench.results import LatencyResult, ResultsError, RunResult  # noqa: E402
+from bench.results import LatencyResult, ProcessTiming, ResultsError, RunResult  # noqa: E402
+from bench.stats import summarize, throughput_per_s  # noqa: E402
 
 CALIBRATION_PROCESSES = 3
 WORKER_TIMEOUT_S = 600
@@ -255,11 +256,18 @@ def measure_pool(
     return pool
 
 
-def upgrade_pool(pool: dict) -> dict:
-    """Read a pool saved before the p1-based slowdown: its one slowed kind was median-based."""
+def prepare_pool(pool: dict) -> dict:
+    """Turn every process's calls into arrays, and read a pool saved before the p1-based slowdown.
+
+    Such a pool's one slowed kind was median-based.
+    """
     for entry in pool["variants"].values():
         if "extra" not in entry:
             entry["extra"] = {"slowed": entry.pop("extra_s")}
+        for role in (PLAIN, *entry["extra"]):
+            for process in entry[role]:
+                for timing in process["timings"].values():
+                    timing["samples_s"] = np.asarray(timing["samples_s"], dtype=np.float64)
     return pool
 
 
@@ -272,8 +280,20 @@ def slowed_roles(pool: dict) -> list[str]:
 
 
 def pooled_latency(processes: list[dict], batch_size: str) -> LatencyResult:
-    timings = [process["timings"][batch_size] for process in processes]
-    return LatencyResult.from_processes(int(batch_size), "measured", timings)
+    """Pool the calls of ``processes`` into the record a run of them would store.
+
+    It leaves out warm-up and first calls, which the gate does not read, and
+    builds the record from arrays, because from_processes flattens Python
+    lists and thousands of pairs of pooled runs take long that way.
+    """
+    samples_s = np.concatenate([process["timings"][batch_size]["samples_s"] for process in processes])
+    summary = summarize(samples_s)
+    return LatencyResult(
+        batch_size=int(batch_size), call_path="measured", first_call_s=0.0, warmup_s=[], samples_s=samples_s,
+        throughput_per_s=throughput_per_s(int(batch_size), summary.mean_ms),
+        processes=[ProcessTiming(len(process["timings"][batch_size]["samples_s"]), 0.0) for process in processes],
+        **dataclasses.asdict(summary),
+    )
 
 
 @dataclasses.dataclass
@@ -540,7 +560,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         thresholds = resolve_thresholds(command_line_specs=args.thresholds)
         if args.reuse:
-            pool = upgrade_pool(json.loads(args.reuse.read_text()))
+            pool = json.loads(args.reuse.read_text())
         else:
             if args.rounds < 1:
                 raise BenchError(f"--rounds {args.rounds} is invalid; use 1 or more")
@@ -548,6 +568,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 args.slowdown, args.seed, args.samples, log)
             if args.samples:
                 log(f"pool saved to {args.samples}")
+        pool = prepare_pool(pool)
         processes = args.processes or pool["processes"]
         if processes < 1:
             raise BenchError(f"--processes {processes} is invalid; use 1 or more")

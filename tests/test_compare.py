@@ -876,7 +876,7 @@ def test_retime_needs_artifact_folders(runs):
 
 def test_processes_without_retime_rejected(runs):
     base, same, _ = runs
-    with pytest.raises(BenchError, match="--processes applies to re-timing only"):
+    with pytest.raises(BenchError, match="--processes 3 applies to re-timing only"):
         run_compare(compare_args(base, same, "--processes", "3"))
 
 
@@ -955,40 +955,72 @@ def test_saved_results_round_trip(runs):
 # Confirming latency regressions
 
 
-def _suite_report(new_median_ms: float, seed: int, **model_values):
-    baseline = make_run([make_model(median_ms={1: 1.0}, count=1000)], batch_sizes=[1])
-    new = make_run([make_model(median_ms={1: new_median_ms}, count=1000, seed=seed, **model_values)],
+def _suite_report(new_median_ms: float, seed: int, count: int = 1000, **model_values):
+    baseline = make_run([make_model(median_ms={1: 1.0}, count=count)], batch_sizes=[1])
+    new = make_run([make_model(median_ms={1: new_median_ms}, count=count, seed=seed, **model_values)],
                    batch_sizes=[1])
     return compare_runs(baseline, new, DEFAULTS)
 
 
+def _p1_row(rows):
+    return next(row for row in rows if row.metric == "latency.p1")
+
+
 def test_confirm_rows_clears_unrepeated_regression():
     first = _suite_report(1.3, seed=5)
-    assert one_row(first, "baseline", "latency.p1", 1).verdict == VERDICT_REGRESSED
+    assert _p1_row(first.rows).verdict == VERDICT_REGRESSED
     check = _suite_report(1.0, seed=6)
     rows = compare.confirm_rows(first.rows, check.rows, {})
-    row = next(row for row in rows if row.metric == "latency.p1")
+    row = _p1_row(rows)
     assert row.verdict == VERDICT_UNCHANGED
-    assert row.change == one_row(first, "baseline", "latency.p1", 1).change  # first measurement shown
-    assert "when re-timed to confirm" in row.note
-    assert "not a regression" in row.note
+    assert row.change == _p1_row(first.rows).change  # the first measurement stays on show
+    assert row.note == "not confirmed by re-timing"
+    assert row.check == _p1_row(check.rows)
+    assert compare.timing_regressions(rows) == []
 
 
 def test_confirm_rows_keeps_a_repeated_regression():
     first = _suite_report(1.3, seed=5)
     check = _suite_report(1.3, seed=7)
     rows = compare.confirm_rows(first.rows, check.rows, {})
-    row = next(row for row in rows if row.metric == "latency.p1")
+    row = _p1_row(rows)
     assert row.verdict == VERDICT_REGRESSED
-    assert "confirmed by re-timing" in row.note
+    assert row.note == "confirmed by re-timing"
+    assert row.check.verdict == VERDICT_REGRESSED
+    assert compare.unchecked_regressions(rows) == []
 
 
 def test_confirm_rows_keeps_a_regression_whose_check_failed():
     first = _suite_report(1.3, seed=5)
     rows = compare.confirm_rows(first.rows, [], {"baseline": "the worker crashed"})
-    row = next(row for row in rows if row.metric == "latency.p1")
+    row = _p1_row(rows)
     assert row.verdict == VERDICT_REGRESSED
     assert "the worker crashed" in row.note
+    assert row.check is None
+    assert compare.unchecked_regressions(rows) == [row]
+
+
+def test_confirm_rows_keeps_undecided_regression():
+    first = _suite_report(1.3, seed=5)
+    # 100 calls per run are too few for a p1 test, so the check cannot decide.
+    check = _suite_report(1.3, seed=7, count=100)
+    assert _p1_row(check.rows).verdict == VERDICT_NOT_COMPARABLE
+    rows = compare.confirm_rows(first.rows, check.rows, {})
+    row = _p1_row(rows)
+    assert row.verdict == VERDICT_REGRESSED
+    assert "the check could not decide" in row.note
+    assert compare.unchecked_regressions(rows) == [row]
+
+
+def test_confirmed_row_markdown_shows_both_tests():
+    first = _suite_report(1.3, seed=5)
+    check = _suite_report(1.0, seed=6)
+    first.rows = compare.confirm_rows(first.rows, check.rows, {})
+    lines = "\n".join(format_comparison(first)).splitlines()
+    p1_line = next(line for line in lines if "| latency.p1" in line)
+    assert "not confirmed by re-timing" in p1_line
+    assert "re-timed to confirm: " in p1_line
+    assert p1_line.count("p = ") == 2
 
 
 def test_confirm_rows_leaves_other_metrics_alone():
@@ -1038,3 +1070,17 @@ def test_example_workflow_commands_parse():
             assert args.processes == 10
             for spec in args.thresholds:
                 parse_threshold(spec)
+
+
+def test_latency_values_come_from_samples():
+    import dataclasses
+
+    samples = latency_samples_s(2.0, 400)
+    record = make_latency(1, samples)
+    # A hand-edited summary field must not hide what the samples show.
+    edited = dataclasses.replace(record, p50_ms=1.0, mean_ms=1.0, throughput_per_s=1000.0)
+    for name in ("latency.p50", "latency.mean", "throughput"):
+        assert compare._latency_value(METRICS[name], edited) == pytest.approx(
+            compare._latency_value(METRICS[name], record)
+        ), name
+    assert compare._latency_value(METRICS["latency.p50"], edited) == pytest.approx(record.p50_ms)

@@ -167,7 +167,7 @@ def test_confirm_clears_stored_slowdown(quick_run, tmp_path):
     assert "their models were re-timed again in 2 rounds. Each round served tflite-float32 of both runs" \
         in confirmed.stdout
     assert "which 0 of 2 did" in confirmed.stdout
-    assert "when re-timed to confirm" in confirmed.stdout
+    assert "not confirmed by re-timing" in confirmed.stdout
     checked = RunResult.load(new / "retime" / "confirm-new.json")
     assert len(checked.model("tflite-float32").latency[0].processes) == 2
     # Models without a regressed row keep their stored latency.

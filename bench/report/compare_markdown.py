@@ -96,7 +96,14 @@ def _notes_cell(row: MetricComparison) -> str:
         parts.append(format_test(row.test))
     elif row.test is not None and row.test.problem and row.test.problem not in row.note:
         # The verdict did not need the test, but the note gives the reason for the missing p-value.
-        parts.append(f"no test: {row.test.problem.split(' (')[0]}")
+        parts.append(f"no test: {row.test.problem}")
+    if row.check is not None:
+        check = row.check
+        parts.append(
+            f"re-timed to confirm: {format_value(check.metric, check.baseline)} → "
+            f"{format_value(check.metric, check.new)} ({format_change(check.metric, check.change)}), "
+            f"{check.verdict}" + (f", {format_test(check.test)}" if check.test and check.test.p_value is not None else "")
+        )
     return "; ".join(parts)
 
 
@@ -176,7 +183,9 @@ def format_method(report: ComparisonReport) -> list[str]:
         "A latency or throughput row counts as regressed or improved only when its change "
         "is beyond the limit and a one-sided test on the raw per-call samples is significant "
         f"at p < {report.alpha:g}: Mann-Whitney U for p50, mean and throughput; Fisher's exact "
-        "test on the calls above the pooled percentile for p1, p10, p90 and p99. Size, accuracy, F1 "
+        "test on the calls above the pooled percentile for p1, p10, p90 and p99. With thousands of "
+        "calls, a change well inside the limit can have a tiny p-value, and such a row stays "
+        "unchanged. Size, accuracy, F1 "
         "and memory are judged by their limit alone. Accuracy and F1 changes are in "
         "percentage points."
     )
